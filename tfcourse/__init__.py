@@ -1,0 +1,27 @@
+"""tfcourse: the helpers that the course's notebooks import.
+
+Importing it has no side effects and does not import TensorFlow: a notebook calls `setup()` to seed
+and configure, and modules import TensorFlow only when a function needs it.
+"""
+
+from tfcourse import data, exercises
+from tfcourse.bench import Timing, compare, speedup, time_fn
+from tfcourse.env import DeviceReport, setup
+from tfcourse.plots import compare_bars, image_grid, plot_history
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DeviceReport",
+    "Timing",
+    "__version__",
+    "compare",
+    "compare_bars",
+    "data",
+    "exercises",
+    "image_grid",
+    "plot_history",
+    "setup",
+    "speedup",
+    "time_fn",
+]

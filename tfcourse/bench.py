@@ -1,0 +1,130 @@
+"""Time functions fairly: warm up, repeat, and report the min, the median and ratios.
+
+Introduced in `00_welcome_and_setup`; the speed chapters (01, 02, 06, 07) measure with it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call of one function, over several repeats.
+
+    Attributes:
+        name: A label for tables and charts.
+        seconds: The time of each repeat, in seconds per call.
+    """
+
+    name: str
+    seconds: tuple[float, ...]
+
+    @property
+    def min(self) -> float:
+        """The fastest repeat: the best estimate of the cost, since noise only adds time."""
+        return min(self.seconds)
+
+    @property
+    def median(self) -> float:
+        """The median repeat: what a typical call costs on a busy machine."""
+        return statistics.median(self.seconds)
+
+    def __str__(self) -> str:
+        return f"{self.name}: min {_format_seconds(self.min)}, median {_format_seconds(self.median)}"
+
+
+def _format_seconds(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def _check_counts(warmup: int, repeat: int, number: int) -> None:
+    for label, value, low in (("warmup", warmup, 0), ("repeat", repeat, 1), ("number", number, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{label} must be an int >= {low}; got {value!r}")
+
+
+def time_fn(
+    fn: Callable[[], Any],
+    *,
+    name: str | None = None,
+    warmup: int = 1,
+    repeat: int = 5,
+    number: int = 1,
+) -> Timing:
+    """Time `fn()`: call it `warmup` times untimed, then `repeat` batches of `number` calls.
+
+    Warm-up calls absorb one-off costs (tracing a `tf.function`, filling caches) that would otherwise
+    land in the first measurement. If `fn` returns a `Tensor`, its value is fetched so that the
+    timing includes the work, not only its launch.
+
+    Args:
+        fn: A function of no arguments. Wrap arguments in a lambda.
+        name: A label; defaults to the function's name.
+        warmup: Untimed calls before measuring.
+        repeat: Timed batches; min and median are taken over them.
+        number: Calls per batch; each batch's time is divided by it.
+
+    Returns:
+        A `Timing` with seconds per call for each batch.
+
+    Introduced in `00_welcome_and_setup`.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be a function of no arguments; got {type(fn).__name__}")
+    _check_counts(warmup, repeat, number)
+    for _ in range(warmup):
+        _block(fn())
+    seconds = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            _block(fn())
+        seconds.append((time.perf_counter() - start) / number)
+    return Timing(name or getattr(fn, "__name__", "fn"), tuple(seconds))
+
+
+def _block(result: Any) -> None:
+    """Wait for asynchronous work (a GPU kernel, say) by reading the result's value."""
+    numpy = getattr(result, "numpy", None)
+    if callable(numpy):
+        numpy()
+
+
+def speedup(baseline: Timing, candidate: Timing) -> float:
+    """How many times faster `candidate` is than `baseline`, from their min times.
+
+    A result of 3.0 means the candidate takes a third of the baseline's time; below 1.0 it is slower.
+
+    Introduced in `00_welcome_and_setup`.
+    """
+    if candidate.min <= 0:
+        raise ValueError(f"{candidate.name} took no measurable time; raise its `number`")
+    return baseline.min / candidate.min
+
+
+def compare(timings: list[Timing], *, baseline: int = 0) -> str:
+    """A plain-text table of timings, with each one's speed-up over `timings[baseline]`.
+
+    Introduced in `00_welcome_and_setup`.
+    """
+    if not timings:
+        raise ValueError("compare needs at least one Timing")
+    if not 0 <= baseline < len(timings):
+        raise ValueError(f"baseline must index timings (0 to {len(timings) - 1}); got {baseline}")
+    width = max(len(t.name) for t in timings)
+    rows = [f"{'function':<{width}}  {'min':>9}  {'median':>9}  speed-up"]
+    for timing in timings:
+        ratio = speedup(timings[baseline], timing)
+        rows.append(
+            f"{timing.name:<{width}}  {_format_seconds(timing.min):>9}  "
+            f"{_format_seconds(timing.median):>9}  {ratio:7.2f}x"
+        )
+    return "\n".join(rows)

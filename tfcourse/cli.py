@@ -1,0 +1,213 @@
+"""The `tfcourse` command: doctor, lab, run, data and dev. Run `tfcourse --help`.
+
+Bad arguments print a message and exit with status 2, never a traceback. Introduced in
+`00_welcome_and_setup`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+from tfcourse._paths import notebooks_dir
+
+if TYPE_CHECKING:
+    from tfcourse.notebooks import RunResult
+
+TIMINGS_START, TIMINGS_END = "<!-- notebook-timings:start -->", "<!-- notebook-timings:end -->"
+
+
+class _UsageError(Exception):
+    """A bad argument found after parsing; reported like argparse's own errors (exit 2)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfcourse", description="Run and check the tfcourse TensorFlow course."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("doctor", help="check that this machine can run the course")
+    lab = commands.add_parser("lab", help="open the notebooks in JupyterLab")
+    lab.add_argument("--port", type=int, default=None, help="port for JupyterLab")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    run = commands.add_parser("run", help="execute notebooks headless and time them")
+    run.add_argument("chapters", nargs="*", metavar="NN", help="chapter numbers, e.g. 00 03 (default: all)")
+    run.add_argument("--timeout", type=_positive_int, default=600, help="seconds allowed per cell")
+    run.add_argument("--record", type=Path, metavar="FILE", help="write the timing table into FILE (BENCHMARKS.md)")
+    data = commands.add_parser("data", help="list, verify or rebuild the embedded datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    data_commands.add_parser("list", help="list the datasets")
+    verify = data_commands.add_parser("verify", help="check the dataset files' SHA-256")
+    verify.add_argument("name", nargs="?", help="one dataset (default: all)")
+    prepare = data_commands.add_parser("prepare", help="rebuild a dataset's files from its source package")
+    prepare.add_argument("name")
+    prepare.add_argument("--update-checksums", action="store_true", help="accept new data (maintainers)")
+    dev = commands.add_parser("dev", help="tools for course authors")
+    dev_commands = dev.add_subparsers(dest="dev_command", required=True, metavar="ACTION")
+    execute = dev_commands.add_parser("execute", help="execute notebooks in place and normalise them")
+    execute.add_argument("notebooks", nargs="+", type=Path)
+    lint = dev_commands.add_parser("lint", help="check notebooks against the chapter template")
+    lint.add_argument("notebooks", nargs="+", type=Path)
+    release = dev_commands.add_parser("release", help="write student copies without solutions")
+    release.add_argument("notebooks", nargs="+", type=Path)
+    release.add_argument("--out", type=Path, required=True, help="folder for the student copies")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of seconds above 0, got {text!r}")
+    return int(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `tfcourse` console script; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handlers = {"doctor": _doctor, "lab": _lab, "run": _run, "data": _data, "dev": _dev}
+    try:
+        return handlers[args.command](args)
+    except _UsageError as error:
+        parser.error(str(error))  # prints usage and exits with status 2
+        raise  # unreachable; keeps type checkers content
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from tfcourse.doctor import FAIL, run_checks
+
+    findings = run_checks()
+    for finding in findings:
+        print(finding)
+    failed = [f.name for f in findings if f.status == FAIL]
+    print(f"\n{'Problems that stop the course: ' + ', '.join(failed) if failed else 'Ready for the course.'}")
+    return 1 if failed else 0
+
+
+def _lab(args: argparse.Namespace) -> int:
+    command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={notebooks_dir()}"]
+    if args.port is not None:
+        command.append(f"--port={args.port}")
+    if args.no_browser:
+        command.append("--no-browser")
+    return subprocess.call(command)
+
+
+def find_notebooks(chapters: Sequence[str], folder: Path | None = None) -> list[Path]:
+    """The notebooks for chapter numbers like ``["00", "3"]``, or all of them.
+
+    Raises:
+        _UsageError: For a chapter that is not a number or has no notebook.
+    """
+    folder = folder or notebooks_dir()
+    available = {path.name[:2]: path for path in sorted(folder.glob("[0-9][0-9]_*.ipynb"))}
+    if not chapters:
+        return list(available.values())
+    chosen = []
+    for chapter in chapters:
+        if not chapter.isdigit():
+            raise _UsageError(f"chapter must be a number like 00 or 3, got {chapter!r}")
+        key = f"{int(chapter):02d}"
+        if key not in available:
+            raise _UsageError(f"no notebook for chapter {key}; there are {', '.join(available) or 'none'}")
+        chosen.append(available[key])
+    return chosen
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from tfcourse.notebooks import execute
+
+    paths = find_notebooks(args.chapters)
+    results = []
+    with tqdm(paths, unit="notebook", file=sys.stderr) as progress:
+        for path in progress:
+            progress.set_description(path.stem)
+            results.append(execute(path, timeout=args.timeout))
+    table = timings_table(results)
+    print(table)
+    if args.record:
+        record_timings(args.record, table)
+        print(f"\nrecorded in {args.record}")
+    return 0 if all(result.ok for result in results) else 1
+
+
+def timings_table(results: Sequence[RunResult]) -> str:
+    """A Markdown table of notebook, status and seconds, with the total."""
+    rows = ["| notebook | status | seconds |", "|---|---|---:|"]
+    for result in results:
+        status = "ok" if result.ok else f"FAILED: {result.error}"
+        rows.append(f"| {result.path.name} | {status} | {result.seconds:.1f} |")
+    total = sum(result.seconds for result in results)
+    rows.append(f"| **total** | | **{total:.1f}** |")
+    return "\n".join(rows)
+
+
+def record_timings(path: Path, table: str) -> None:
+    """Replace the table between the timing markers in `path` (created if missing)."""
+    machine = f"{os.cpu_count()} CPU cores, Python {sys.version.split()[0]}"
+    block = f"{TIMINGS_START}\nMeasured on {machine} with `tfcourse run --record {path.name}`:\n\n{table}\n{TIMINGS_END}"
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    pattern = re.compile(re.escape(TIMINGS_START) + ".*?" + re.escape(TIMINGS_END), re.DOTALL)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+def _data(args: argparse.Namespace) -> int:
+    from tfcourse import data
+
+    if args.data_command == "list":
+        for name in data.names():
+            spec = data.spec(name)
+            print(f"{name:10} {spec.summary} (splits: {', '.join(spec.splits)})")
+        return 0
+    if args.name is not None and args.name not in data.names():
+        raise _UsageError(f"no dataset named {args.name!r}; choose one of {', '.join(data.names())}")
+    if args.data_command == "verify":
+        problems = data.verify(args.name)
+        for name, found in problems.items():
+            print(f"{name}: ok" if not found else "\n".join(f"{name}: {p}" for p in found))
+        return 1 if any(problems.values()) else 0
+    try:
+        folder = data.prepare(args.name, update_checksums=args.update_checksums)
+    except data.DatasetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.name}: rebuilt in {folder}, checksums match")
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    import nbformat
+
+    from tfcourse import notebooks
+
+    missing = [str(path) for path in args.notebooks if not path.is_file()]
+    if missing:
+        raise _UsageError(f"no such notebook: {', '.join(missing)}")
+    failures = 0
+    for path in args.notebooks:
+        if args.dev_command == "execute":
+            result = notebooks.execute(path, write=True)
+            print(f"{path}: {'ok' if result.ok else 'FAILED: ' + str(result.error)} ({result.seconds:.1f} s)")
+            failures += not result.ok
+        elif args.dev_command == "lint":
+            problems = notebooks.structure_problems(nbformat.read(path, as_version=4))
+            print(f"{path}: ok" if not problems else "\n".join(f"{path}: {p}" for p in problems))
+            failures += bool(problems)
+        else:
+            args.out.mkdir(parents=True, exist_ok=True)
+            nbformat.write(notebooks.release(nbformat.read(path, as_version=4)), args.out / path.name)
+            print(f"{path} -> {args.out / path.name}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

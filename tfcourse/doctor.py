@@ -1,0 +1,159 @@
+"""`tfcourse doctor`: check that this machine can run the course, and say how to fix what can't.
+
+Each check is a small function that returns a `Finding`, so a test can feed it a bad version.
+Introduced in `00_welcome_and_setup`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+PYTHON_RANGE = ((3, 10), (3, 13))  # oldest and newest supported (major, minor)
+TF_SERIES = "2.21"
+MIN_MEMORY_GIB = 4.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the doctor's report.
+
+    Attributes:
+        name: What was checked, for example ``"Python"``.
+        status: ``"ok"``, ``"warn"`` (the course runs, but see the fix) or ``"fail"`` (it won't).
+        detail: What was found.
+        fix: How to fix it; empty when nothing needs fixing.
+    """
+
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        mark = {OK: "ok  ", WARN: "warn", FAIL: "FAIL"}[self.status]
+        line = f"[{mark}] {self.name}: {self.detail}"
+        return f"{line}\n       fix: {self.fix}" if self.fix else line
+
+
+def check_python(version: tuple[int, ...] = tuple(sys.version_info[:3])) -> Finding:
+    """Python must be within `PYTHON_RANGE`, the versions TensorFlow 2.21 ships wheels for."""
+    text = ".".join(map(str, version))
+    (low, high) = PYTHON_RANGE
+    if low <= tuple(version[:2]) <= high:
+        return Finding("Python", OK, text)
+    return Finding(
+        "Python",
+        FAIL,
+        f"{text}, but TensorFlow {TF_SERIES} supports {low[0]}.{low[1]} to {high[0]}.{high[1]}",
+        "create the course environment with Python 3.11: `conda env create -f environment.yml`",
+    )
+
+
+def check_tensorflow(version: str | None = None) -> Finding:
+    """TensorFlow must import and be the 2.21 series the notebooks were verified with."""
+    if version is None:
+        try:
+            import tensorflow as tf
+        except ImportError as error:
+            return Finding("TensorFlow", FAIL, f"cannot import it ({error})", 'pip install -e ".[test]"')
+        version = tf.__version__
+    if version == TF_SERIES or version.startswith(TF_SERIES + "."):
+        return Finding("TensorFlow", OK, version)
+    return Finding(
+        "TensorFlow",
+        FAIL,
+        f"{version}, but the notebooks are verified with {TF_SERIES}.x",
+        f'pip install "tensorflow~={TF_SERIES}.0"',
+    )
+
+
+def check_keras(version: str | None = None, tf_keras_version: str | None = None) -> Finding:
+    """Keras 3 must be installed and be what `tf.keras` resolves to (not the legacy tf-keras)."""
+    if version is None or tf_keras_version is None:
+        try:
+            import keras
+            import tensorflow as tf
+        except ImportError as error:
+            return Finding("Keras", FAIL, f"cannot import it ({error})", 'pip install -e ".[test]"')
+        version, tf_keras_version = keras.__version__, tf.keras.__version__
+    if not version.startswith("3."):
+        return Finding("Keras", FAIL, f"{version}, but the course needs Keras 3", 'pip install "keras>=3.10,<4"')
+    if not tf_keras_version.startswith("3."):
+        return Finding(
+            "Keras",
+            FAIL,
+            f"tf.keras is Keras {tf_keras_version} (legacy Keras 2), not Keras {version}",
+            "unset TF_USE_LEGACY_KERAS, or pip uninstall tf-keras",
+        )
+    return Finding("Keras", OK, f"{version} (tf.keras is Keras 3)")
+
+
+def check_devices(gpus: list[str] | None = None) -> Finding:
+    """List the GPUs. None is fine: every notebook runs on the CPU."""
+    if gpus is None:
+        import tensorflow as tf
+
+        gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
+    cores = os.cpu_count() or 1
+    if gpus:
+        return Finding("Devices", OK, f"{cores} CPU cores and GPU(s) {', '.join(gpus)}")
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+    note = f"; CUDA_VISIBLE_DEVICES={hidden!r} hides GPUs" if hidden is not None else ""
+    return Finding("Devices", OK, f"{cores} CPU cores, no GPU (fine: the course runs on the CPU){note}")
+
+
+def available_memory_gib() -> float | None:
+    """Memory available to new programs, in GiB, from /proc/meminfo; None where that is absent."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        return None
+    return None
+
+
+def check_memory(available_gib: float | None = None) -> Finding:
+    """Warn below `MIN_MEMORY_GIB` of free memory: training may then be killed."""
+    available_gib = available_memory_gib() if available_gib is None else available_gib
+    if available_gib is None:
+        return Finding("Memory", WARN, "could not read the free memory", "make sure 4 GiB are free")
+    if available_gib < MIN_MEMORY_GIB:
+        return Finding(
+            "Memory",
+            WARN,
+            f"{available_gib:.1f} GiB free; the course wants {MIN_MEMORY_GIB:.0f} GiB",
+            "close other programs, or run one notebook at a time",
+        )
+    return Finding("Memory", OK, f"{available_gib:.1f} GiB free")
+
+
+def check_datasets() -> Finding:
+    """Every embedded dataset's files must match their checksums."""
+    from tfcourse import data
+
+    problems = [problem for found in data.verify().values() for problem in found]
+    if problems:
+        return Finding("Datasets", FAIL, problems[0], "see the message; `tfcourse data verify` lists all")
+    return Finding("Datasets", OK, f"{', '.join(data.names())} verified (SHA-256)")
+
+
+def check_litert() -> Finding:
+    """The LiteRT interpreter is only needed from chapter 07 on, so its absence is a warning."""
+    if importlib.util.find_spec("ai_edge_litert") is None:
+        return Finding("LiteRT", WARN, "ai-edge-litert is not installed", 'pip install "ai-edge-litert>=2,<3"')
+    return Finding("LiteRT", OK, "ai-edge-litert installed")
+
+
+def run_checks() -> list[Finding]:
+    """Every check, in the order the report shows them."""
+    findings = [check_python()]
+    findings.append(check_tensorflow())
+    if findings[-1].status == OK:
+        findings += [check_keras(), check_devices()]
+    return findings + [check_memory(), check_datasets(), check_litert()]
