@@ -90,7 +90,10 @@ def setup(seed: int = 42, *, deterministic: bool = True, quiet: bool = True) -> 
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     else:
-        tf.config.experimental.disable_op_determinism()
+        # TensorFlow has no public switch to turn determinism back off once a notebook turned it on.
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
     return DeviceReport(
         seed=seed,
         deterministic=deterministic,

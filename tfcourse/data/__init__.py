@@ -12,17 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tfcourse.data import _mnist5k, _numwords
-from tfcourse.data._registry import (
-    Columns,
-    DatasetError,
-    DatasetSpec,
-    datasets_dir,
-    recorded_checksums,
-    sha256,
-    write_checksums,
-)
-from tfcourse.data._registry import verify as _verify_spec
+from tfcourse.data import _mnist5k, _numwords, _registry
+from tfcourse.data._registry import Columns, DatasetError, DatasetSpec, datasets_dir
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -68,7 +59,7 @@ def verify(name: str | None = None) -> dict[str, list[str]]:
         Dataset name to a list of problems; an empty list means the files are intact.
     """
     chosen = [spec(name)] if name is not None else [_SPECS[n] for n in names()]
-    return {s.name: _verify_spec(s) for s in chosen}
+    return {s.name: _registry.verify(s) for s in chosen}
 
 
 def load_numpy(name: str, split: str = "train") -> Columns:
@@ -90,7 +81,7 @@ def load_numpy(name: str, split: str = "train") -> Columns:
     chosen = spec(name)
     if split not in chosen.splits:
         raise ValueError(f"{name} has no split {split!r}; choose one of {list(chosen.splits)}")
-    problems = _verify_spec(chosen)
+    problems = _registry.verify(chosen)
     if problems:
         raise DatasetError("\n".join(problems))
     return chosen.read(datasets_dir() / name, split)
@@ -142,9 +133,9 @@ def prepare(name: str, *, update_checksums: bool = False) -> Path:
         built = Path(scratch)
         chosen.build(built)
         if not update_checksums:
-            expected = recorded_checksums(folder)
+            expected = _registry.recorded_checksums(folder)
             for file in chosen.files:
-                if (actual := sha256(built / file)) != expected.get(file):
+                if (actual := _registry.sha256(built / file)) != expected.get(file):
                     raise DatasetError(
                         f"rebuilt {file} has SHA-256 {actual[:12]}…, but {folder / 'SHA256SUMS'} "
                         f"records {expected.get(file, 'nothing')[:12]}…: the installed source "
@@ -155,5 +146,5 @@ def prepare(name: str, *, update_checksums: bool = False) -> Path:
         for file in chosen.files:
             shutil.copyfile(built / file, folder / file)
     if update_checksums:
-        write_checksums(folder, chosen.files)
+        _registry.write_checksums(folder, chosen.files)
     return folder

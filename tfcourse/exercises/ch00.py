@@ -116,8 +116,9 @@ def check_gpu_memory_plan(gpu_memory_plan: Callable[[int], Any]) -> str:
         if limit != 1536:
             factor = limit / 1536
             unit = {1024 * 1024: " (bytes?)", 1024: " (KiB?)", 1 / 1024: " (GiB?)"}.get(factor, "")
+            shown = f"{factor:,.0f}" if factor >= 1 and factor == int(factor) else f"{factor:.4g}"
             raise Wrong(
-                f"memory_limit is {limit} for 1536 MiB: off by a factor of {factor:g}{unit}. "
+                f"memory_limit is {limit} for 1536 MiB: off by a factor of {shown}{unit}. "
                 "memory_limit is in mebibytes (MiB)."
             )
     return "two logical GPUs of 1536 MiB each; apply it with tf.config.set_logical_device_configuration."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +68,9 @@ def execute(path: Path, *, timeout: int = 600, write: bool = False) -> RunResult
     start = time.perf_counter()
     error = None
     try:
-        client.execute()
+        # The kernel process's own stderr carries TensorFlow's C++ start-up chatter; cell
+        # outputs (stderr included) still reach the notebook through Jupyter's messages.
+        client.execute(stderr=subprocess.DEVNULL)
     except CellExecutionError as failure:
         error = _last_line(str(failure))
     except (CellTimeoutError, DeadKernelError, TimeoutError) as failure:
@@ -78,5 +82,6 @@ def execute(path: Path, *, timeout: int = 600, write: bool = False) -> RunResult
 
 
 def _last_line(text: str) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # drop the traceback's terminal colours
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "unknown error"

@@ -1,0 +1,5 @@
+"""Loaded by every Python process the tests start (via PYTHONPATH): block the network."""
+
+import netguard
+
+netguard.install()

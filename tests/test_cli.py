@@ -1,0 +1,118 @@
+"""The `tfcourse` command: help, clear errors with exit status 2, and each subcommand's result."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from tfcourse import cli
+
+
+def tfcourse(*args, **env):
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "tfcourse.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=300,
+    )
+
+
+def test_help_lists_the_subcommands():
+    result = tfcourse("--help")
+    assert result.returncode == 0
+    for command in ("doctor", "lab", "run", "data", "dev"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "the following arguments are required: COMMAND"),
+        (("teach",), "invalid choice: 'teach'"),
+        (("run", "99"), "no notebook for chapter 99"),
+        (("run", "one"), "chapter must be a number like 00 or 3, got 'one'"),
+        (("run", "--timeout", "0"), "expected a whole number of seconds above 0"),
+        (("data", "verify", "cifar"), "no dataset named 'cifar'; choose one of mnist5k, numwords"),
+        (("data", "prepare"), "the following arguments are required: name"),
+        (("data", "shuffle"), "invalid choice: 'shuffle'"),
+        (("dev", "execute", "missing.ipynb"), "no such notebook: missing.ipynb"),
+        (("dev", "release", "notebooks/00_welcome_and_setup.ipynb"), "required: --out"),
+        (("lab", "--port", "http"), "invalid int value: 'http'"),
+    ],
+)
+def test_bad_arguments_get_a_message_and_status_2_without_a_traceback(args, message):
+    result = tfcourse(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_data_verify_passes_intact_data_and_names_a_corrupted_file(data_copy):
+    assert tfcourse("data", "verify", TFCOURSE_DATA_DIR=str(data_copy)).stdout.split() == [
+        "mnist5k:", "ok", "numwords:", "ok",
+    ]
+    (data_copy / "numwords" / "train.tsv.gz").write_bytes(b"")
+    result = tfcourse("data", "verify", "numwords", TFCOURSE_DATA_DIR=str(data_copy))
+    assert result.returncode == 1
+    assert "train.tsv.gz is corrupted" in result.stdout and "tfcourse data prepare numwords" in result.stdout
+
+
+def test_data_list_shows_every_dataset_with_its_splits():
+    lines = tfcourse("data", "list").stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["mnist5k", "numwords"]
+    assert all("splits: train, validation, test" in line for line in lines)
+
+
+def test_data_prepare_that_cannot_match_its_checksums_exits_1_with_the_reason(data_copy):
+    (data_copy / "mnist5k" / "SHA256SUMS").write_text(f"{'0' * 64}  mnist5k.npz\n")
+    result = tfcourse("data", "prepare", "mnist5k", TFCOURSE_DATA_DIR=str(data_copy))
+    assert result.returncode == 1
+    assert "produces different data" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_doctor_exits_1_when_a_check_fails(monkeypatch, capsys):
+    from tfcourse import doctor
+
+    monkeypatch.setattr(doctor, "run_checks", lambda: [doctor.Finding("Python", "fail", "3.8", "use 3.11")])
+    assert cli.main(["doctor"]) == 1
+    assert "Problems that stop the course: Python" in capsys.readouterr().out
+    monkeypatch.setattr(doctor, "run_checks", lambda: [doctor.Finding("Memory", "warn", "2 GiB", "close apps")])
+    assert cli.main(["doctor"]) == 0
+
+
+def test_find_notebooks_by_chapter_number(tmp_path):
+    for name in ("00_intro.ipynb", "03_keras.ipynb", "notes.ipynb"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in cli.find_notebooks([], tmp_path)] == ["00_intro.ipynb", "03_keras.ipynb"]
+    assert [p.name for p in cli.find_notebooks(["3", "00"], tmp_path)] == ["03_keras.ipynb", "00_intro.ipynb"]
+
+
+def test_record_timings_replaces_only_its_own_block(tmp_path):
+    benchmarks = tmp_path / "BENCHMARKS.md"
+    benchmarks.write_text("# Benchmarks\n\nkeep me\n")
+    cli.record_timings(benchmarks, "| table 1 |")
+    cli.record_timings(benchmarks, "| table 2 |")
+    text = benchmarks.read_text()
+    assert "keep me" in text and "| table 2 |" in text and "| table 1 |" not in text
+    assert text.count(cli.TIMINGS_START) == 1
+
+
+@pytest.mark.slow
+def test_run_executes_notebooks_and_prints_a_timing_table(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    nbformat.write(new_notebook(cells=[new_code_cell("x = 1")]), folder / "00_ok.ipynb")
+    nbformat.write(new_notebook(cells=[new_code_cell("raise ValueError('no')")]), folder / "01_bad.ipynb")
+    monkeypatch.setattr(cli, "notebooks_dir", lambda: folder)
+    assert cli.main(["run", "00"]) == 0
+    assert cli.main(["run", "--record", str(tmp_path / "B.md")]) == 1
+    out = capsys.readouterr().out
+    assert "| 00_ok.ipynb | ok |" in out and "| 01_bad.ipynb | FAILED: ValueError: no |" in out
+    assert "| **total** |" in (tmp_path / "B.md").read_text()
+    assert Path(folder / "00_ok.ipynb").read_text().count('"execution_count": null') == 1  # not written

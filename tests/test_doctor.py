@@ -1,0 +1,55 @@
+"""tfcourse.doctor: each check reports what it found and, for a problem, the fix."""
+
+from tfcourse import doctor
+
+
+def test_supported_python_passes_and_old_python_fails_with_a_fix():
+    assert doctor.check_python((3, 11, 7)).status == "ok"
+    finding = doctor.check_python((3, 8, 10))
+    assert finding.status == "fail"
+    assert "3.8.10" in finding.detail and "environment.yml" in finding.fix
+
+
+def test_other_tensorflow_series_fails_with_the_pip_command():
+    assert doctor.check_tensorflow("2.21.0").status == "ok"
+    finding = doctor.check_tensorflow("2.15.1")
+    assert finding.status == "fail" and finding.fix == 'pip install "tensorflow~=2.21.0"'
+    assert doctor.check_tensorflow("2.210.0").status == "fail"
+
+
+def test_keras_2_or_legacy_tf_keras_fails():
+    assert doctor.check_keras("3.15.1", "3.15.1").status == "ok"
+    assert doctor.check_keras("2.15.0", "2.15.0").status == "fail"
+    legacy = doctor.check_keras("3.15.1", "2.15.0")
+    assert legacy.status == "fail" and "TF_USE_LEGACY_KERAS" in legacy.fix
+
+
+def test_no_gpu_is_fine_and_a_hidden_gpu_is_explained(monkeypatch):
+    assert doctor.check_devices([]).status == "ok"
+    assert "GPU(s) /physical_device:GPU:0" in doctor.check_devices(["/physical_device:GPU:0"]).detail
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert "CUDA_VISIBLE_DEVICES='' hides GPUs" in doctor.check_devices([]).detail
+
+
+def test_low_memory_is_a_warning_with_advice():
+    assert doctor.check_memory(16.0).status == "ok"
+    low = doctor.check_memory(1.5)
+    assert low.status == "warn" and "1.5 GiB free" in low.detail and low.fix
+    assert doctor.check_memory(None).status in {"ok", "warn"}
+
+
+def test_a_corrupted_dataset_fails_the_doctor(data_copy):
+    assert doctor.check_datasets().status == "ok"
+    (data_copy / "mnist5k" / "mnist5k.npz").write_bytes(b"broken")
+    finding = doctor.check_datasets()
+    assert finding.status == "fail" and "mnist5k.npz is corrupted" in finding.detail
+
+
+def test_finding_prints_the_fix_under_the_problem():
+    text = str(doctor.Finding("Python", "fail", "3.8", "use 3.11"))
+    assert text == "[FAIL] Python: 3.8\n       fix: use 3.11"
+
+
+def test_run_checks_covers_every_area(tf):
+    names = [finding.name for finding in doctor.run_checks()]
+    assert names == ["Python", "TensorFlow", "Keras", "Devices", "Memory", "Datasets", "LiteRT"]
