@@ -25,7 +25,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collectstart(collector: pytest.Collector) -> None:
-    """Don't compare stderr in notebooks: TensorFlow's C++ logging reaches it whatever the log level.
+    """Don't compare stderr in notebooks: TensorFlow's C++ logging reaches it at any log level.
 
     This is nbval's documented route (extend the collector's `skip_compare`). Everything a cell
     prints to stdout, and every result it displays, is still compared.

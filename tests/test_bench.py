@@ -52,7 +52,11 @@ def test_compare_tabulates_each_timing_against_the_baseline():
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"repeat": 0}, "repeat must be an int >= 1"), ({"number": 1.5}, "number"), ({"warmup": -1}, "warmup")],
+    [
+        ({"repeat": 0}, "repeat must be an int >= 1"),
+        ({"number": 1.5}, "number"),
+        ({"warmup": -1}, "warmup"),
+    ],
 )
 def test_time_fn_rejects_bad_counts(kwargs, message):
     with pytest.raises(ValueError, match=message):

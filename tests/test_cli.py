@@ -55,12 +55,18 @@ def test_bad_arguments_get_a_message_and_status_2_without_a_traceback(args, mess
 
 def test_data_verify_passes_intact_data_and_names_a_corrupted_file(data_copy):
     assert tfcourse("data", "verify", TFCOURSE_DATA_DIR=str(data_copy)).stdout.split() == [
-        "mnist5k:", "ok", "numwords:", "ok",
+        "mnist5k:",
+        "ok",
+        "numwords:",
+        "ok",
     ]
     (data_copy / "numwords" / "train.tsv.gz").write_bytes(b"")
     result = tfcourse("data", "verify", "numwords", TFCOURSE_DATA_DIR=str(data_copy))
     assert result.returncode == 1
-    assert "train.tsv.gz is corrupted" in result.stdout and "tfcourse data prepare numwords" in result.stdout
+    assert (
+        "train.tsv.gz is corrupted" in result.stdout
+        and "tfcourse data prepare numwords" in result.stdout
+    )
 
 
 def test_data_list_shows_every_dataset_with_its_splits():
@@ -79,18 +85,28 @@ def test_data_prepare_that_cannot_match_its_checksums_exits_1_with_the_reason(da
 def test_doctor_exits_1_when_a_check_fails(monkeypatch, capsys):
     from tfcourse import doctor
 
-    monkeypatch.setattr(doctor, "run_checks", lambda: [doctor.Finding("Python", "fail", "3.8", "use 3.11")])
+    monkeypatch.setattr(
+        doctor, "run_checks", lambda: [doctor.Finding("Python", "fail", "3.8", "use 3.11")]
+    )
     assert cli.main(["doctor"]) == 1
     assert "Problems that stop the course: Python" in capsys.readouterr().out
-    monkeypatch.setattr(doctor, "run_checks", lambda: [doctor.Finding("Memory", "warn", "2 GiB", "close apps")])
+    monkeypatch.setattr(
+        doctor, "run_checks", lambda: [doctor.Finding("Memory", "warn", "2 GiB", "close apps")]
+    )
     assert cli.main(["doctor"]) == 0
 
 
 def test_find_notebooks_by_chapter_number(tmp_path):
     for name in ("00_intro.ipynb", "03_keras.ipynb", "notes.ipynb"):
         (tmp_path / name).write_text("{}")
-    assert [p.name for p in cli.find_notebooks([], tmp_path)] == ["00_intro.ipynb", "03_keras.ipynb"]
-    assert [p.name for p in cli.find_notebooks(["3", "00"], tmp_path)] == ["03_keras.ipynb", "00_intro.ipynb"]
+    assert [p.name for p in cli.find_notebooks([], tmp_path)] == [
+        "00_intro.ipynb",
+        "03_keras.ipynb",
+    ]
+    assert [p.name for p in cli.find_notebooks(["3", "00"], tmp_path)] == [
+        "03_keras.ipynb",
+        "00_intro.ipynb",
+    ]
 
 
 def test_record_timings_replaces_only_its_own_block(tmp_path):
@@ -108,11 +124,15 @@ def test_run_executes_notebooks_and_prints_a_timing_table(tmp_path, monkeypatch,
     folder = tmp_path / "notebooks"
     folder.mkdir()
     nbformat.write(new_notebook(cells=[new_code_cell("x = 1")]), folder / "00_ok.ipynb")
-    nbformat.write(new_notebook(cells=[new_code_cell("raise ValueError('no')")]), folder / "01_bad.ipynb")
+    nbformat.write(
+        new_notebook(cells=[new_code_cell("raise ValueError('no')")]), folder / "01_bad.ipynb"
+    )
     monkeypatch.setattr(cli, "notebooks_dir", lambda: folder)
     assert cli.main(["run", "00"]) == 0
     assert cli.main(["run", "--record", str(tmp_path / "B.md")]) == 1
     out = capsys.readouterr().out
     assert "| 00_ok.ipynb | ok |" in out and "| 01_bad.ipynb | FAILED: ValueError: no |" in out
     assert "| **total** |" in (tmp_path / "B.md").read_text()
-    assert Path(folder / "00_ok.ipynb").read_text().count('"execution_count": null') == 1  # not written
+    assert (
+        Path(folder / "00_ok.ipynb").read_text().count('"execution_count": null') == 1
+    )  # not written

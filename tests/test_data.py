@@ -43,20 +43,28 @@ def test_mnist5k_pixels_are_real_digits_in_0_to_255():
 
 
 def test_numwords_splits_share_no_number_and_cover_eight_languages():
-    splits = {split: data.load_numpy("numwords", split) for split in ("train", "validation", "test")}
+    splits = {
+        split: data.load_numpy("numwords", split) for split in ("train", "validation", "test")
+    }
     numbers = {split: set(columns["number"].tolist()) for split, columns in splits.items()}
     assert [len(n) for n in numbers.values()] == [8000, 1000, 1000]
     assert not numbers["train"] & numbers["test"] and not numbers["validation"] & numbers["test"]
     test = splits["test"]
     assert sorted(set(test["lang"].tolist())) == ["ar", "de", "en", "es", "fr", "ja", "ru", "tr"]
-    row = {lang: text for n, lang, text in zip(test["number"], test["lang"], test["text"]) if n == test["number"][0]}
+    row = {
+        lang: text
+        for n, lang, text in zip(test["number"], test["lang"], test["text"], strict=True)
+        if n == test["number"][0]
+    }
     assert len(row) == 8 and all(row.values())
 
 
 def test_unknown_dataset_or_split_names_the_choices():
     with pytest.raises(ValueError, match=r"no dataset named 'mnist'; choose one of \['mnist5k'"):
         data.load_numpy("mnist")
-    with pytest.raises(ValueError, match=r"no split 'valid'; choose one of \['train', 'validation'"):
+    with pytest.raises(
+        ValueError, match=r"no split 'valid'; choose one of \['train', 'validation'"
+    ):
         data.load_numpy("mnist5k", "valid")
 
 
@@ -72,7 +80,9 @@ def test_corrupted_file_is_refused_with_the_file_and_the_fix(data_copy):
 
 def test_missing_file_is_reported_with_the_command_that_rebuilds_it(data_copy):
     (data_copy / "numwords" / "test.tsv.gz").unlink()
-    with pytest.raises(data.DatasetError, match=r"test.tsv.gz is missing.*tfcourse data prepare numwords"):
+    with pytest.raises(
+        data.DatasetError, match=r"test.tsv.gz is missing.*tfcourse data prepare numwords"
+    ):
         data.load("numwords", "train")
 
 
@@ -122,8 +132,20 @@ def test_tfds_load_builds_offline_and_matches_the_loader(tmp_path, tf):
     import tfcourse.data.tfds  # noqa: F401 - registers the builders
 
     tfds.disable_progress_bar()
-    dataset = tfds.load("mnist5k", split="test", data_dir=str(tmp_path), try_gcs=False, download=True)
+    dataset = tfds.load(
+        "mnist5k", split="test", data_dir=str(tmp_path), try_gcs=False, download=True
+    )
     labels = sorted(int(example["label"]) for example in dataset)
     assert labels == sorted(data.load_numpy("mnist5k", "test")["label"].tolist())
     words = tfds.load("numwords", split="validation", data_dir=str(tmp_path), try_gcs=False)
     assert words.cardinality().numpy() == 8000
+
+
+@pytest.mark.parametrize("name", ["mnist5k", "numwords"])
+def test_each_dataset_has_a_card_with_source_licence_splits_and_checksums(name):
+    folder = data.datasets_dir() / name
+    card = (folder / "README.md").read_text()
+    for field in ("| source |", "| licence |", "| splits |", "| checksum |"):
+        assert field in card
+    for line in (folder / "SHA256SUMS").read_text().splitlines():
+        assert line.split()[0] in card, f"the card of {name} does not record {line}"

@@ -26,7 +26,9 @@ def test_keras_2_or_legacy_tf_keras_fails():
 
 def test_no_gpu_is_fine_and_a_hidden_gpu_is_explained(monkeypatch):
     assert doctor.check_devices([]).status == "ok"
-    assert "GPU(s) /physical_device:GPU:0" in doctor.check_devices(["/physical_device:GPU:0"]).detail
+    assert (
+        "GPU(s) /physical_device:GPU:0" in doctor.check_devices(["/physical_device:GPU:0"]).detail
+    )
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert "CUDA_VISIBLE_DEVICES='' hides GPUs" in doctor.check_devices([]).detail
 

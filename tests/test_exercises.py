@@ -62,21 +62,41 @@ def test_results_are_collected_and_optionally_written_for_graders(tmp_path, monk
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert rows == [
         {"exercise": "9.9", "title": "demo", "status": "passed", "message": "doubles 2"},
-        {"exercise": "9.9", "title": "demo", "status": "not attempted", "message": rows[1]["message"]},
+        {
+            "exercise": "9.9",
+            "title": "demo",
+            "status": "not attempted",
+            "message": rows[1]["message"],
+        },
     ]
 
 
 @pytest.mark.parametrize(
     ("value", "expected", "kwargs", "message"),
     [
-        (np.zeros((3, 2)), np.zeros((2, 3)), {}, "shape (3, 2), expected (2, 3). It has the right axes in the wrong order"),
+        (
+            np.zeros((3, 2)),
+            np.zeros((2, 3)),
+            {},
+            "shape (3, 2), expected (2, 3). It has the right axes in the wrong order",
+        ),
         (np.zeros(6), np.zeros((2, 3)), {}, "right number of values: reshape"),
-        (np.zeros(3, np.float64), np.zeros(3), {"dtype": np.float32}, "dtype float64, expected float32"),
+        (
+            np.zeros(3, np.float64),
+            np.zeros(3),
+            {"dtype": np.float32},
+            "dtype float64, expected float32",
+        ),
         (np.array([1.0, np.nan, 2.0]), np.ones(3), {}, "contains NaN at 1 of 3 positions"),
         (np.array([1.0, np.inf]), np.ones(2), {}, "infinite values"),
         (np.array([255.0, 510.0]), np.array([1.0, 2.0]), {}, "off by a factor of 255"),
         (np.array([-1.0, -2.0]), np.array([1.0, 2.0]), {}, "wrong sign"),
-        (np.array([1.0, 5.0, 3.0]), np.array([1.0, 2.0, 3.0]), {}, "at 1 of 3 positions; for example at index 1 it is 5, expected 2"),
+        (
+            np.array([1.0, 5.0, 3.0]),
+            np.array([1.0, 2.0, 3.0]),
+            {},
+            "at 1 of 3 positions; for example at index 1 it is 5, expected 2",
+        ),
         ("hello", np.zeros(2), {}, "shape (), expected (2,)"),
         ({"a": 1}, np.zeros(2), {}, "should be a Tensor or array of numbers"),
         (None, np.zeros(2), {}, "is None; did you forget a `return`?"),

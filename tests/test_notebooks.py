@@ -37,7 +37,11 @@ def test_each_notebook_is_committed_normalised(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_each_notebook_marks_no_cell_skipped(path):
     nb = nbformat.read(path, as_version=4)
-    assert not [c for c in nb.cells if "NBVAL_SKIP" in c.source or "nbval-skip" in c.metadata.get("tags", [])]
+    assert not [
+        c
+        for c in nb.cells
+        if "NBVAL_SKIP" in c.source or "nbval-skip" in c.metadata.get("tags", [])
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -53,21 +57,27 @@ def test_each_release_has_stubs_and_no_solutions(path):
 def good_notebook():
     cells = [
         new_markdown_cell("# A title\n\nA subtitle."),
-        new_markdown_cell("## Overview\n\n**What you will learn**\n\n**Prerequisites:** none\n\n10 min"),
+        new_markdown_cell(
+            "## Overview\n\n**What you will learn**\n\n**Prerequisites:** none\n\n10 min"
+        ),
         new_markdown_cell("## Setup"),
         new_code_cell("import tfcourse\ntfcourse.setup(seed=1)"),
         new_markdown_cell("## Summary\n\n- a"),
         new_markdown_cell("## Exercises"),
     ]
     for number in range(1, 5):
-        solution = new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION")
+        solution = new_code_cell(
+            "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"
+        )
         solution.metadata["jupyter"] = {"source_hidden": True}
         cells += [
             new_markdown_cell(f"### Exercise 00.{number} ★★ Do a thing"),
             solution,
             new_code_cell("ch00.check_thing(f)"),
         ]
-    cells.append(new_markdown_cell("## Questionnaire\n\n" + "".join(f"{i}. Why?\n" for i in range(1, 6))))
+    cells.append(
+        new_markdown_cell("## Questionnaire\n\n" + "".join(f"{i}. Why?\n" for i in range(1, 6)))
+    )
     count = 0
     for cell in cells:
         if cell.cell_type == "code":
@@ -91,13 +101,28 @@ def _drop_section(nb, title):
         (lambda nb: nb.cells.pop(0), "not a markdown H1 title"),
         (lambda nb: _drop_section(nb, "Summary"), "no '## Summary' section"),
         (lambda nb: _drop_section(nb, "Overview"), "no '## Overview' section"),
-        (lambda nb: setattr(nb.cells[1], "source", "## Overview\n\nWhat you will learn"), "prerequisites"),
-        (lambda nb: setattr(nb.cells[3], "source", "import tfcourse"), "never calls tfcourse.setup"),
+        (
+            lambda nb: setattr(nb.cells[1], "source", "## Overview\n\nWhat you will learn"),
+            "prerequisites",
+        ),
+        (
+            lambda nb: setattr(nb.cells[3], "source", "import tfcourse"),
+            "never calls tfcourse.setup",
+        ),
         (lambda nb: [nb.cells.pop(-2) for _ in range(3)], "3 graded exercises"),
-        (lambda nb: nb.cells[7].metadata.pop("jupyter"), "exercise 00.1's solution cell is not collapsed"),
+        (
+            lambda nb: nb.cells[7].metadata.pop("jupyter"),
+            "exercise 00.1's solution cell is not collapsed",
+        ),
         (lambda nb: setattr(nb.cells[8], "source", "print(f())"), "exercise 00.1 has no check_"),
-        (lambda nb: setattr(nb.cells[7], "source", "def f():\n    return 1"), "exercise 00.1 has no solution cell"),
-        (lambda nb: setattr(nb.cells[-1], "source", "## Questionnaire\n\n1. Why?"), "1 questions; at least 5"),
+        (
+            lambda nb: setattr(nb.cells[7], "source", "def f():\n    return 1"),
+            "exercise 00.1 has no solution cell",
+        ),
+        (
+            lambda nb: setattr(nb.cells[-1], "source", "## Questionnaire\n\n1. Why?"),
+            "1 questions; at least 5",
+        ),
         (lambda nb: setattr(nb.cells[3], "execution_count", None), "never executed"),
         (lambda nb: setattr(nb.cells[7], "execution_count", 9), "not 1, 2, 3"),
     ],
@@ -112,11 +137,22 @@ def test_normalise_fixes_metadata_and_drops_timestamps_and_tf_noise():
     cell = new_code_cell("print(1)", execution_count=1)
     cell.metadata = {"execution": {"iopub.execute_input": "2026-01-01"}, "tags": ["x"]}
     cell.outputs = [
-        new_output("stream", name="stderr", text="I0000 00:00:1.2 3 cudart_stub.cc:31] no cuda\nreal warning\n"),
-        new_output("stream", name="stderr", text="WARNING: All log messages before absl::InitializeLog() is called\n"),
+        new_output(
+            "stream",
+            name="stderr",
+            text="I0000 00:00:1.2 3 cudart_stub.cc:31] no cuda\nreal warning\n",
+        ),
+        new_output(
+            "stream",
+            name="stderr",
+            text="WARNING: All log messages before absl::InitializeLog() is called\n",
+        ),
         new_output("stream", name="stdout", text="1\n"),
     ]
-    nb = new_notebook(cells=[cell], metadata={"language_info": {"name": "python", "version": "3.11.7"}, "widgets": {}})
+    nb = new_notebook(
+        cells=[cell],
+        metadata={"language_info": {"name": "python", "version": "3.11.7"}, "widgets": {}},
+    )
     normalise(nb)
     assert nb.metadata.kernelspec.name == "python3"
     assert "version" not in nb.metadata.language_info and "widgets" not in nb.metadata
@@ -131,7 +167,9 @@ def test_strip_tf_noise_keeps_lines_that_are_not_tensorflow_logging():
 
 
 def test_strip_solutions_keeps_the_indentation_and_the_code_around():
-    source = "def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\n"
+    source = (
+        "def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\n"
+    )
     assert strip_solutions(source) == (
         "def f(x):\n    y = 1\n    # YOUR CODE HERE\n"
         '    raise NotImplementedError("Write your answer here, then run the check below.")\n'
@@ -145,7 +183,9 @@ def test_strip_solutions_refuses_unbalanced_markers():
 
 def test_release_clears_the_outputs_of_solutions_and_checks():
     nb = good_notebook()
-    nb.cells[8].outputs = [new_output("execute_result", data={"text/plain": "✓ right"}, execution_count=2)]
+    nb.cells[8].outputs = [
+        new_output("execute_result", data={"text/plain": "✓ right"}, execution_count=2)
+    ]
     student = release(nb)
     assert student.cells[8].outputs == [] and student.cells[8].execution_count is None
     assert "source_hidden" not in student.cells[7].metadata.get("jupyter", {})
@@ -163,7 +203,9 @@ def test_execute_reports_success_and_the_first_error(tmp_path):
     assert written.cells[0].execution_count == 1
 
     bad = tmp_path / "bad.ipynb"
-    nbformat.write(new_notebook(cells=[new_code_cell("1 / 0"), new_code_cell("print('never')")]), bad)
+    nbformat.write(
+        new_notebook(cells=[new_code_cell("1 / 0"), new_code_cell("print('never')")]), bad
+    )
     before = bad.read_text()
     result = execute(bad, write=True)
     assert not result.ok

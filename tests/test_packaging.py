@@ -1,8 +1,9 @@
 """pyproject.toml and environment.yml install the same thing."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -34,8 +35,17 @@ def test_conda_pip_section_installs_this_project_with_existing_extras_only():
 
 def test_pyproject_pins_the_stack_the_course_is_verified_with():
     deps = " ".join(PYPROJECT["project"]["dependencies"])
-    for requirement in ("tensorflow~=2.21.0", "keras>=3", "tensorflow-datasets", "importlib_resources",
-                        "matplotlib", "jupyterlab", "ai-edge-litert", "mlxtend", "num2words"):
+    for requirement in (
+        "tensorflow~=2.21.0",
+        "keras>=3",
+        "tensorflow-datasets",
+        "importlib_resources",
+        "matplotlib",
+        "jupyterlab",
+        "ai-edge-litert",
+        "mlxtend",
+        "num2words",
+    ):
         assert requirement in deps
     assert any(d.startswith("nbval") for d in PYPROJECT["project"]["optional-dependencies"]["test"])
     assert PYPROJECT["project"]["scripts"]["tfcourse"] == "tfcourse.cli:main"

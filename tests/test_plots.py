@@ -1,5 +1,7 @@
 """tfcourse.plots: figures with the right panels, lines, images and labels."""
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
@@ -18,7 +20,7 @@ def test_plot_history_draws_one_panel_per_metric_with_dashed_validation():
 
 def test_plot_history_accepts_a_keras_history_object():
     class History:
-        history = {"loss": [3.0, 2.0, 1.0]}
+        history: ClassVar[dict[str, list[float]]] = {"loss": [3.0, 2.0, 1.0]}
 
     (ax,) = plot_history(History()).axes
     assert list(ax.lines[0].get_xdata()) == [1, 2, 3]
@@ -26,7 +28,11 @@ def test_plot_history_accepts_a_keras_history_object():
 
 @pytest.mark.parametrize(
     ("history", "kwargs", "error"),
-    [({}, {}, TypeError), ([1, 2], {}, TypeError), ({"loss": [1]}, {"metrics": ["acc"]}, ValueError)],
+    [
+        ({}, {}, TypeError),
+        ([1, 2], {}, TypeError),
+        ({"loss": [1]}, {"metrics": ["acc"]}, ValueError),
+    ],
 )
 def test_plot_history_explains_bad_input(history, kwargs, error):
     with pytest.raises(error):
@@ -44,7 +50,11 @@ def test_image_grid_shows_each_image_with_its_label():
 
 @pytest.mark.parametrize(
     ("images", "labels", "message"),
-    [(np.zeros((4, 4)), None, "shape"), (np.zeros((0, 4, 4)), None, "n >= 1"), (np.zeros((2, 4, 4)), [1], "2 images but 1 labels")],
+    [
+        (np.zeros((4, 4)), None, "shape"),
+        (np.zeros((0, 4, 4)), None, "n >= 1"),
+        (np.zeros((2, 4, 4)), [1], "2 images but 1 labels"),
+    ],
 )
 def test_image_grid_explains_bad_input(images, labels, message):
     with pytest.raises(ValueError, match=message):

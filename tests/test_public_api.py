@@ -12,7 +12,9 @@ import tfcourse.exercises
 import tfcourse.notebooks
 
 
-@pytest.mark.parametrize("module", [tfcourse, tfcourse.data, tfcourse.exercises, tfcourse.notebooks])
+@pytest.mark.parametrize(
+    "module", [tfcourse, tfcourse.data, tfcourse.exercises, tfcourse.notebooks]
+)
 def test_all_is_sorted_and_lists_every_public_name(module):
     defined_here = {
         name

@@ -35,7 +35,9 @@ class Timing:
         return statistics.median(self.seconds)
 
     def __str__(self) -> str:
-        return f"{self.name}: min {_format_seconds(self.min)}, median {_format_seconds(self.median)}"
+        return (
+            f"{self.name}: min {_format_seconds(self.min)}, median {_format_seconds(self.median)}"
+        )
 
 
 def _format_seconds(seconds: float) -> str:
@@ -61,9 +63,9 @@ def time_fn(
 ) -> Timing:
     """Time `fn()`: call it `warmup` times untimed, then `repeat` batches of `number` calls.
 
-    Warm-up calls absorb one-off costs (tracing a `tf.function`, filling caches) that would otherwise
-    land in the first measurement. If `fn` returns a `Tensor`, its value is fetched so that the
-    timing includes the work, not only its launch.
+    Warm-up calls absorb one-off costs (tracing a `tf.function`, filling caches) that would
+    otherwise land in the first measurement. If `fn` returns a `Tensor`, its value is fetched, so
+    the timing includes the work and not only its launch.
 
     Args:
         fn: A function of no arguments. Wrap arguments in a lambda.
@@ -101,7 +103,8 @@ def _block(result: Any) -> None:
 def speedup(baseline: Timing, candidate: Timing) -> float:
     """How many times faster `candidate` is than `baseline`, from their min times.
 
-    A result of 3.0 means the candidate takes a third of the baseline's time; below 1.0 it is slower.
+    A result of 3.0 means the candidate takes a third of the baseline's time; below 1.0, it is
+    slower.
 
     Introduced in `00_welcome_and_setup`.
     """

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from tfcourse._paths import notebooks_dir
@@ -38,20 +37,33 @@ def _parser() -> argparse.ArgumentParser:
     lab.add_argument("--port", type=int, default=None, help="port for JupyterLab")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
     run = commands.add_parser("run", help="execute notebooks headless and time them")
-    run.add_argument("chapters", nargs="*", metavar="NN", help="chapter numbers, e.g. 00 03 (default: all)")
+    run.add_argument(
+        "chapters", nargs="*", metavar="NN", help="chapter numbers, e.g. 00 03 (default: all)"
+    )
     run.add_argument("--timeout", type=_positive_int, default=600, help="seconds allowed per cell")
-    run.add_argument("--record", type=Path, metavar="FILE", help="write the timing table into FILE (BENCHMARKS.md)")
+    run.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="write the timing table into FILE (BENCHMARKS.md)",
+    )
     data = commands.add_parser("data", help="list, verify or rebuild the embedded datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     data_commands.add_parser("list", help="list the datasets")
     verify = data_commands.add_parser("verify", help="check the dataset files' SHA-256")
     verify.add_argument("name", nargs="?", help="one dataset (default: all)")
-    prepare = data_commands.add_parser("prepare", help="rebuild a dataset's files from its source package")
+    prepare = data_commands.add_parser(
+        "prepare", help="rebuild a dataset's files from its source package"
+    )
     prepare.add_argument("name")
-    prepare.add_argument("--update-checksums", action="store_true", help="accept new data (maintainers)")
+    prepare.add_argument(
+        "--update-checksums", action="store_true", help="accept new data (maintainers)"
+    )
     dev = commands.add_parser("dev", help="tools for course authors")
     dev_commands = dev.add_subparsers(dest="dev_command", required=True, metavar="ACTION")
-    execute = dev_commands.add_parser("execute", help="execute notebooks in place and normalise them")
+    execute = dev_commands.add_parser(
+        "execute", help="execute notebooks in place and normalise them"
+    )
     execute.add_argument("notebooks", nargs="+", type=Path)
     lint = dev_commands.add_parser("lint", help="check notebooks against the chapter template")
     lint.add_argument("notebooks", nargs="+", type=Path)
@@ -63,7 +75,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) == 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number of seconds above 0, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of seconds above 0, got {text!r}"
+        )
     return int(text)
 
 
@@ -86,7 +100,11 @@ def _doctor(args: argparse.Namespace) -> int:
     for finding in findings:
         print(finding)
     failed = [f.name for f in findings if f.status == FAIL]
-    print(f"\n{'Problems that stop the course: ' + ', '.join(failed) if failed else 'Ready for the course.'}")
+    print(
+        "\nProblems that stop the course: " + ", ".join(failed)
+        if failed
+        else "\nReady for the course."
+    )
     return 1 if failed else 0
 
 
@@ -115,7 +133,9 @@ def find_notebooks(chapters: Sequence[str], folder: Path | None = None) -> list[
             raise _UsageError(f"chapter must be a number like 00 or 3, got {chapter!r}")
         key = f"{int(chapter):02d}"
         if key not in available:
-            raise _UsageError(f"no notebook for chapter {key}; there are {', '.join(available) or 'none'}")
+            raise _UsageError(
+                f"no notebook for chapter {key}; there are {', '.join(available) or 'none'}"
+            )
         chosen.append(available[key])
     return chosen
 
@@ -153,10 +173,15 @@ def timings_table(results: Sequence[RunResult]) -> str:
 def record_timings(path: Path, table: str) -> None:
     """Replace the table between the timing markers in `path` (created if missing)."""
     machine = f"{os.cpu_count()} CPU cores, Python {sys.version.split()[0]}"
-    block = f"{TIMINGS_START}\nMeasured on {machine} with `tfcourse run --record {path.name}`:\n\n{table}\n{TIMINGS_END}"
+    command = f"`tfcourse run --record {path.name}`"
+    block = f"{TIMINGS_START}\nMeasured on {machine} with {command}:\n\n{table}\n{TIMINGS_END}"
     text = path.read_text() if path.exists() else "# Benchmarks\n\n"
     pattern = re.compile(re.escape(TIMINGS_START) + ".*?" + re.escape(TIMINGS_END), re.DOTALL)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    text = (
+        pattern.sub(lambda _: block, text)
+        if pattern.search(text)
+        else text.rstrip() + "\n\n" + block + "\n"
+    )
     path.write_text(text)
 
 
@@ -169,7 +194,9 @@ def _data(args: argparse.Namespace) -> int:
             print(f"{name:10} {spec.summary} (splits: {', '.join(spec.splits)})")
         return 0
     if args.name is not None and args.name not in data.names():
-        raise _UsageError(f"no dataset named {args.name!r}; choose one of {', '.join(data.names())}")
+        raise _UsageError(
+            f"no dataset named {args.name!r}; choose one of {', '.join(data.names())}"
+        )
     if args.data_command == "verify":
         problems = data.verify(args.name)
         for name, found in problems.items():
@@ -196,7 +223,10 @@ def _dev(args: argparse.Namespace) -> int:
     for path in args.notebooks:
         if args.dev_command == "execute":
             result = notebooks.execute(path, write=True)
-            print(f"{path}: {'ok' if result.ok else 'FAILED: ' + str(result.error)} ({result.seconds:.1f} s)")
+            print(
+                f"{path}: {'ok' if result.ok else f'FAILED: {result.error}'} "
+                f"({result.seconds:.1f} s)"
+            )
             failures += not result.ok
         elif args.dev_command == "lint":
             problems = notebooks.structure_problems(nbformat.read(path, as_version=4))
@@ -204,7 +234,9 @@ def _dev(args: argparse.Namespace) -> int:
             failures += bool(problems)
         else:
             args.out.mkdir(parents=True, exist_ok=True)
-            nbformat.write(notebooks.release(nbformat.read(path, as_version=4)), args.out / path.name)
+            nbformat.write(
+                notebooks.release(nbformat.read(path, as_version=4)), args.out / path.name
+            )
             print(f"{path} -> {args.out / path.name}")
     return 1 if failures else 0
 

@@ -59,7 +59,9 @@ def check_tensorflow(version: str | None = None) -> Finding:
         try:
             import tensorflow as tf
         except ImportError as error:
-            return Finding("TensorFlow", FAIL, f"cannot import it ({error})", 'pip install -e ".[test]"')
+            return Finding(
+                "TensorFlow", FAIL, f"cannot import it ({error})", 'pip install -e ".[test]"'
+            )
         version = tf.__version__
     if version == TF_SERIES or version.startswith(TF_SERIES + "."):
         return Finding("TensorFlow", OK, version)
@@ -81,7 +83,12 @@ def check_keras(version: str | None = None, tf_keras_version: str | None = None)
             return Finding("Keras", FAIL, f"cannot import it ({error})", 'pip install -e ".[test]"')
         version, tf_keras_version = keras.__version__, tf.keras.__version__
     if not version.startswith("3."):
-        return Finding("Keras", FAIL, f"{version}, but the course needs Keras 3", 'pip install "keras>=3.10,<4"')
+        return Finding(
+            "Keras",
+            FAIL,
+            f"{version}, but the course needs Keras 3",
+            'pip install "keras>=3.10,<4"',
+        )
     if not tf_keras_version.startswith("3."):
         return Finding(
             "Keras",
@@ -103,7 +110,9 @@ def check_devices(gpus: list[str] | None = None) -> Finding:
         return Finding("Devices", OK, f"{cores} CPU cores and GPU(s) {', '.join(gpus)}")
     hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
     note = f"; CUDA_VISIBLE_DEVICES={hidden!r} hides GPUs" if hidden is not None else ""
-    return Finding("Devices", OK, f"{cores} CPU cores, no GPU (fine: the course runs on the CPU){note}")
+    return Finding(
+        "Devices", OK, f"{cores} CPU cores, no GPU (fine: the course runs on the CPU){note}"
+    )
 
 
 def available_memory_gib() -> float | None:
@@ -139,14 +148,18 @@ def check_datasets() -> Finding:
 
     problems = [problem for found in data.verify().values() for problem in found]
     if problems:
-        return Finding("Datasets", FAIL, problems[0], "see the message; `tfcourse data verify` lists all")
+        return Finding(
+            "Datasets", FAIL, problems[0], "see the message; `tfcourse data verify` lists all"
+        )
     return Finding("Datasets", OK, f"{', '.join(data.names())} verified (SHA-256)")
 
 
 def check_litert() -> Finding:
     """The LiteRT interpreter is only needed from chapter 07 on, so its absence is a warning."""
     if importlib.util.find_spec("ai_edge_litert") is None:
-        return Finding("LiteRT", WARN, "ai-edge-litert is not installed", 'pip install "ai-edge-litert>=2,<3"')
+        return Finding(
+            "LiteRT", WARN, "ai-edge-litert is not installed", 'pip install "ai-edge-litert>=2,<3"'
+        )
     return Finding("LiteRT", OK, "ai-edge-litert installed")
 
 
@@ -156,4 +169,4 @@ def run_checks() -> list[Finding]:
     findings.append(check_tensorflow())
     if findings[-1].status == OK:
         findings += [check_keras(), check_devices()]
-    return findings + [check_memory(), check_datasets(), check_litert()]
+    return [*findings, check_memory(), check_datasets(), check_litert()]

@@ -80,7 +80,7 @@ def image_grid(
         array = array[..., 0]
     if array.ndim not in (3, 4) or len(array) == 0:
         raise ValueError(
-            "images must have shape (n, height, width) or (n, height, width, channels) with n >= 1; "
+            "images must have shape (n, height, width) or (n, height, width, channels), n >= 1; "
             f"got shape {array.shape}"
         )
     if labels is not None and len(labels) != len(array):

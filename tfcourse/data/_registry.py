@@ -1,4 +1,4 @@
-"""The embedded datasets: where their files live, and checking those files against their checksums."""
+"""The embedded datasets: where their files live, and checking the files against their checksums."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class DatasetSpec:
 
 
 def datasets_dir() -> Path:
-    """The folder holding one sub-folder per dataset: `$TFCOURSE_DATA_DIR`, else the repo's `datasets/`."""
+    """The folder with one sub-folder per dataset: `$TFCOURSE_DATA_DIR`, else `datasets/`."""
     override = os.environ.get(DATA_DIR_ENV)
     return Path(override) if override else repo_root() / "datasets"
 
@@ -92,7 +92,10 @@ def verify(spec: DatasetSpec, folder: Path | None = None) -> list[str]:
         files are intact.
     """
     folder = folder or datasets_dir() / spec.name
-    fix = f"Restore it with `git checkout -- {folder}` or rebuild it with `tfcourse data prepare {spec.name}`."
+    fix = (
+        f"Restore it with `git checkout -- {folder}` "
+        f"or rebuild it with `tfcourse data prepare {spec.name}`."
+    )
     try:
         expected = recorded_checksums(folder)
     except DatasetError as error:

@@ -8,7 +8,7 @@ Introduced in `02_tf_data`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -23,7 +23,9 @@ class _EmbeddedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Builds a TFDS dataset from one of the course's embedded datasets."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release, from the course's checksummed files."}
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {
+        "1.0.0": "First release, from the course's checksummed files."
+    }
     NAME_IN_COURSE = ""
 
     def _features(self) -> tfds.features.FeaturesDict:

@@ -20,11 +20,11 @@ _NOT_ATTEMPTED_HELP = (
 )
 
 
-class Wrong(Exception):  # noqa: N818 - reads as `raise Wrong("...")` in checks
+class Wrong(Exception):
     """Raised inside a check: the learner's answer is wrong, and the message says how."""
 
 
-class NotAttempted(Exception):  # noqa: N818
+class NotAttempted(Exception):
     """Raised inside a check: the learner has not written an answer yet."""
 
 

@@ -19,7 +19,9 @@ __all__ = [
 ]
 
 
-def _mnist_sample(count: int, *, drop_digit: int | None = None) -> tuple[Any, np.ndarray, np.ndarray]:
+def _mnist_sample(
+    count: int, *, drop_digit: int | None = None
+) -> tuple[Any, np.ndarray, np.ndarray]:
     """A small (image, label) dataset from mnist5k's validation split, and its NumPy arrays."""
     import tensorflow as tf
 
@@ -61,7 +63,9 @@ def check_matmul_on(matmul_on: Callable[[str], Any]) -> str:
     for device in devices:
         result = call(matmul_on, device, name=f"matmul_on({device!r})")
         if not isinstance(result, tf.Tensor):
-            raise Wrong(f"matmul_on({device!r}) should return a Tensor, not {type(result).__name__}")
+            raise Wrong(
+                f"matmul_on({device!r}) should return a Tensor, not {type(result).__name__}"
+            )
         expect_close(result, matrix @ matrix, name=f"matmul_on({device!r})", dtype=np.float32)
         if not result.device.endswith(device.replace("/device:", "device:")):
             raise Wrong(
@@ -121,12 +125,14 @@ def check_gpu_memory_plan(gpu_memory_plan: Callable[[int], Any]) -> str:
                 f"memory_limit is {limit} for 1536 MiB: off by a factor of {shown}{unit}. "
                 "memory_limit is in mebibytes (MiB)."
             )
-    return "two logical GPUs of 1536 MiB each; apply it with tf.config.set_logical_device_configuration."
+    return (
+        "two logical GPUs of 1536 MiB each; tf.config.set_logical_device_configuration applies it."
+    )
 
 
 @check("00.5", "mean image of each digit")
 def check_mean_images(mean_images: Callable[[Any], Any]) -> str:
-    """Check `mean_images(dataset)`: (10, 28, 28) float32 means in [0, 1], zeros for absent digits."""
+    """Check `mean_images(dataset)`: (10, 28, 28) float32 means in [0, 1], zeros if absent."""
     dataset, images, labels = _mnist_sample(300, drop_digit=7)
     answer = to_numpy(call(mean_images, dataset, name="mean_images"), name="mean_images(...)")
     expected = np.zeros((10, 28, 28), dtype=np.float64)
@@ -144,4 +150,3 @@ def check_mean_images(mean_images: Callable[[Any], Any]) -> str:
         )
     expect_close(answer, expected, name="mean_images(...)", rtol=1e-4, atol=1e-5)
     return "10 mean images in [0, 1], float32, with zeros for the digit the check left out."
-

@@ -24,7 +24,9 @@ def strip_solutions(source: str) -> str:
     """
     if source.count(BEGIN) != source.count(END):
         raise ValueError(f"unbalanced solution markers ({BEGIN} / {END}) in:\n{source}")
-    return _SOLUTION.sub(lambda m: f"{m.group('indent')}# YOUR CODE HERE\n{m.group('indent')}{STUB}", source)
+    return _SOLUTION.sub(
+        lambda m: f"{m.group('indent')}# YOUR CODE HERE\n{m.group('indent')}{STUB}", source
+    )
 
 
 def release(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:

@@ -45,9 +45,13 @@ def structure_problems(nb: nbformat.NotebookNode) -> list[str]:
     if _section(nb, "Setup") and "tfcourse.setup(" not in setup:
         problems.append("the Setup section never calls tfcourse.setup(...)")
     problems += _exercise_problems(_section(nb, "Exercises"))
-    questions = re.findall(r"^\d+\. ", "".join(c.source for c in _section(nb, "Questionnaire")), re.M)
+    questions = re.findall(
+        r"^\d+\. ", "".join(c.source for c in _section(nb, "Questionnaire")), re.M
+    )
     if _section(nb, "Questionnaire") and len(questions) < MIN_QUESTIONS:
-        problems.append(f"the questionnaire has {len(questions)} questions; at least {MIN_QUESTIONS}")
+        problems.append(
+            f"the questionnaire has {len(questions)} questions; at least {MIN_QUESTIONS}"
+        )
     return problems + execution_problems(nb)
 
 
@@ -83,7 +87,9 @@ def _exercise_problems(cells: list[nbformat.NotebookNode]) -> list[str]:
     ]
     problems = []
     if len(starts) < MIN_EXERCISES:
-        problems.append(f"{len(starts)} graded exercises (### Exercise N.M ... ★); at least {MIN_EXERCISES}")
+        problems.append(
+            f"{len(starts)} graded exercises (### Exercise N.M ... ★); at least {MIN_EXERCISES}"
+        )
     bounds = [i for i, _ in starts] + [len(cells)]
     for (start, number), stop in zip(starts, bounds[1:], strict=True):
         code = [c for c in cells[start:stop] if c.cell_type == "code"]
