@@ -97,9 +97,10 @@ def test_results_are_collected_and_optionally_written_for_graders(tmp_path, monk
             {},
             "at 1 of 3 positions; for example at index 1 it is 5, expected 2",
         ),
-        ("hello", np.zeros(2), {}, "shape (), expected (2,)"),
+        ("hello", np.zeros(2), {}, "should be a Tensor or array of numbers, but it is a str"),
         ({"a": 1}, np.zeros(2), {}, "should be a Tensor or array of numbers"),
         (None, np.zeros(2), {}, "is None; did you forget a `return`?"),
+        (np.float32(2.5), np.float64(2.0), {}, "your answer is 2.5, expected 2."),
     ],
 )
 def test_expect_close_names_the_specific_mistake(value, expected, kwargs, message):

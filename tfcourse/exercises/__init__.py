@@ -27,13 +27,13 @@ from tfcourse.exercises._framework import (
 )
 
 __all__ = [
+    "CheckResult",
     "ERROR",
     "FAILED",
     "NOT_ATTEMPTED",
+    "NotAttempted",
     "PASSED",
     "RESULTS_ENV",
-    "CheckResult",
-    "NotAttempted",
     "Wrong",
     "call",
     "check",

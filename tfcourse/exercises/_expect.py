@@ -18,7 +18,7 @@ def to_numpy(value: Any, *, name: str = "your answer") -> np.ndarray:
         array = np.asarray(numpy() if callable(numpy) else value)
     except Exception as error:
         raise Wrong(f"{name} should be a Tensor or array, but it is {_describe(value)}") from error
-    if array.dtype == object:
+    if array.dtype.kind not in "biufc":  # bool, int, unsigned, float, complex
         raise Wrong(f"{name} should be a Tensor or array of numbers, but it is {_describe(value)}")
     return array
 
@@ -87,8 +87,10 @@ def expect_close(
 def _explain_mismatch(
     actual: np.ndarray, wanted: np.ndarray, *, name: str, rtol: float, atol: float
 ) -> str:
+    if wanted.ndim == 0:
+        return f"{name} is {float(actual):.6g}, expected {float(wanted):.6g}."
     nonzero = np.abs(wanted) > atol
-    if nonzero.any() and (np.abs(actual) > atol).any():
+    if nonzero.sum() >= 2 and (np.abs(actual) > atol).any():
         ratios = actual[nonzero] / wanted[nonzero]
         factor = float(np.median(ratios))
         if np.allclose(actual, factor * wanted, rtol=rtol * 10, atol=atol * 10):
