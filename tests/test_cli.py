@@ -1,5 +1,6 @@
 """The `tfcourse` command: help, clear errors with exit status 2, and each subcommand's result."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,6 @@ from tfcourse import cli
 
 
 def tfcourse(*args, **env):
-    import os
-
     return subprocess.run(
         [sys.executable, "-m", "tfcourse.cli", *args],
         capture_output=True,
@@ -136,3 +135,15 @@ def test_run_executes_notebooks_and_prints_a_timing_table(tmp_path, monkeypatch,
     assert (
         Path(folder / "00_ok.ipynb").read_text().count('"execution_count": null') == 1
     )  # not written
+
+
+def test_lab_launches_jupyterlab_on_the_notebooks_folder(monkeypatch):
+    launched = []
+    monkeypatch.setattr(cli.subprocess, "call", lambda command: launched.append(command) or 0)
+    assert cli.main(["lab", "--port", "8899", "--no-browser"]) == 0
+    (command,) = launched
+    assert command[:4] == [sys.executable, "-m", "jupyter", "lab"]
+    assert f"--notebook-dir={cli.notebooks_dir()}" in command
+    assert "--port=8899" in command and "--no-browser" in command
+    assert Path(command[4].split("=", 1)[1]).name == "notebooks"
+    assert ("--allow-root" in command) == (os.geteuid() == 0)

@@ -114,6 +114,8 @@ def _lab(args: argparse.Namespace) -> int:
         command.append(f"--port={args.port}")
     if args.no_browser:
         command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # classroom containers often run as root
+        command.append("--allow-root")
     return subprocess.call(command)
 
 
