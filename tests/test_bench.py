@@ -73,3 +73,25 @@ def test_compare_rejects_empty_input_and_bad_baseline():
         compare([])
     with pytest.raises(ValueError, match="baseline must index"):
         compare([Timing("a", (1.0,))], baseline=1)
+
+
+def test_record_figure_writes_a_json_line_only_when_asked(tmp_path, monkeypatch):
+    from tfcourse.bench import FIGURES_ENV, record_figure
+
+    monkeypatch.delenv(FIGURES_ENV, raising=False)
+    assert record_figure("ratio", 3.5, unit="x") == 3.5
+    log = tmp_path / "figures.jsonl"
+    monkeypatch.setenv(FIGURES_ENV, str(log))
+    record_figure("ratio", 3.5, unit="x")
+    record_figure("stall", 0.04)
+    assert log.read_text().splitlines() == [
+        '{"name": "ratio", "value": 3.5, "unit": "x"}',
+        '{"name": "stall", "value": 0.04, "unit": ""}',
+    ]
+
+
+def test_record_figure_refuses_a_value_that_is_not_a_number():
+    from tfcourse.bench import record_figure
+
+    with pytest.raises(TypeError, match="must be a number, got str"):
+        record_figure("ratio", "3.5")

@@ -122,7 +122,8 @@ def test_record_timings_replaces_only_its_own_block(tmp_path):
 def test_run_executes_notebooks_and_prints_a_timing_table(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "notebooks"
     folder.mkdir()
-    nbformat.write(new_notebook(cells=[new_code_cell("x = 1")]), folder / "00_ok.ipynb")
+    measure = "import tfcourse\ntfcourse.record_figure('speed-up', 3.14159, unit='x')"
+    nbformat.write(new_notebook(cells=[new_code_cell(measure)]), folder / "00_ok.ipynb")
     nbformat.write(
         new_notebook(cells=[new_code_cell("raise ValueError('no')")]), folder / "01_bad.ipynb"
     )
@@ -131,7 +132,9 @@ def test_run_executes_notebooks_and_prints_a_timing_table(tmp_path, monkeypatch,
     assert cli.main(["run", "--record", str(tmp_path / "B.md")]) == 1
     out = capsys.readouterr().out
     assert "| 00_ok.ipynb | ok |" in out and "| 01_bad.ipynb | FAILED: ValueError: no |" in out
-    assert "| **total** |" in (tmp_path / "B.md").read_text()
+    recorded = (tmp_path / "B.md").read_text()
+    assert "| **total** |" in recorded
+    assert "| 00_ok.ipynb | speed-up | 3.14 x |" in recorded
     assert (
         Path(folder / "00_ok.ipynb").read_text().count('"execution_count": null') == 1
     )  # not written

@@ -5,7 +5,7 @@ and configure, and modules import TensorFlow only when a function needs it.
 """
 
 from tfcourse import data, exercises
-from tfcourse.bench import Timing, compare, speedup, time_fn
+from tfcourse.bench import Timing, compare, record_figure, speedup, time_fn
 from tfcourse.env import DeviceReport, setup
 from tfcourse.plots import compare_bars, image_grid, plot_history
 
@@ -21,6 +21,7 @@ __all__ = [
     "exercises",
     "image_grid",
     "plot_history",
+    "record_figure",
     "setup",
     "speedup",
     "time_fn",

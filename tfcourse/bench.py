@@ -5,6 +5,8 @@ Introduced in `00_welcome_and_setup`; the speed chapters (01, 02, 06, 07) measur
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -131,3 +133,24 @@ def compare(timings: list[Timing], *, baseline: int = 0) -> str:
             f"{_format_seconds(timing.median):>9}  {ratio:7.2f}x"
         )
     return "\n".join(rows)
+
+
+#: When set, `record_figure` appends each figure to this JSON-lines file; `tfcourse run` sets it.
+FIGURES_ENV = "TFCOURSE_FIGURES"
+
+
+def record_figure(name: str, value: float, *, unit: str = "") -> float:
+    """Note a figure a notebook measured, so `tfcourse run --record` can put it in BENCHMARKS.md.
+
+    Outside `tfcourse run` it only returns `value`; a notebook calls it right after asserting the
+    figure, so BENCHMARKS.md always shows what the notebook measured and checked.
+
+    Introduced in `02_tf_data`.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"value must be a number, got {type(value).__name__}")
+    path = os.environ.get(FIGURES_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"name": name, "value": float(value), "unit": unit}) + "\n")
+    return value

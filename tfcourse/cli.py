@@ -7,13 +7,15 @@ Bad arguments print a message and exit with status 2, never a traceback. Introdu
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tfcourse._paths import notebooks_dir
 
@@ -145,15 +147,23 @@ def find_notebooks(chapters: Sequence[str], folder: Path | None = None) -> list[
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from tfcourse.bench import FIGURES_ENV
     from tfcourse.notebooks import execute
 
     paths = find_notebooks(args.chapters)
-    results = []
+    results, figures = [], {}
     with tqdm(paths, unit="notebook", file=sys.stderr) as progress:
         for path in progress:
             progress.set_description(path.stem)
-            results.append(execute(path, timeout=args.timeout))
-    table = timings_table(results)
+            with tempfile.TemporaryDirectory() as scratch:
+                log = Path(scratch) / "figures.jsonl"
+                os.environ[FIGURES_ENV] = str(log)  # the kernel inherits it
+                try:
+                    results.append(execute(path, timeout=args.timeout))
+                finally:
+                    del os.environ[FIGURES_ENV]
+                figures[path.name] = read_figures(log)
+    table = timings_table(results) + figures_table(figures)
     print(table)
     if args.record:
         record_timings(args.record, table)
@@ -170,6 +180,33 @@ def timings_table(results: Sequence[RunResult]) -> str:
     total = sum(result.seconds for result in results)
     rows.append(f"| **total** | | **{total:.1f}** |")
     return "\n".join(rows)
+
+
+def read_figures(path: Path) -> list[dict[str, Any]]:
+    """The figures a notebook recorded with `tfcourse.record_figure`, in order."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def figures_table(figures: dict[str, list[dict[str, Any]]]) -> str:
+    """A Markdown table of the figures each notebook measured and asserted; empty if none."""
+    rows = [
+        f"| {notebook} | {figure['name']} | {figure['value']:.3g} {figure['unit']} |"
+        for notebook, found in figures.items()
+        for figure in found
+    ]
+    if not rows:
+        return ""
+    header = [
+        "",
+        "",
+        "Figures the notebooks measured and asserted:",
+        "",
+        "| notebook | figure | value |",
+        "|---|---|---:|",
+    ]
+    return "\n".join(header + rows)
 
 
 def record_timings(path: Path, table: str) -> None:
