@@ -139,11 +139,11 @@ def compare(timings: list[Timing], *, baseline: int = 0) -> str:
 FIGURES_ENV = "TFCOURSE_FIGURES"
 
 
-def record_figure(name: str, value: float, *, unit: str = "") -> float:
+def record_figure(name: str, value: float, *, unit: str = "") -> None:
     """Note a figure a notebook measured, so `tfcourse run --record` can put it in BENCHMARKS.md.
 
-    Outside `tfcourse run` it only returns `value`; a notebook calls it right after asserting the
-    figure, so BENCHMARKS.md always shows what the notebook measured and checked.
+    Outside `tfcourse run` it does nothing. A notebook calls it right after asserting the figure,
+    so BENCHMARKS.md always shows what the notebook measured and checked.
 
     Introduced in `02_tf_data`.
     """
@@ -153,4 +153,3 @@ def record_figure(name: str, value: float, *, unit: str = "") -> float:
     if path:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"name": name, "value": float(value), "unit": unit}) + "\n")
-    return value

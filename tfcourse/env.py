@@ -85,7 +85,10 @@ def setup(seed: int = 42, *, deterministic: bool = True, quiet: bool = True) -> 
     import tensorflow as tf
 
     if quiet:
+        import absl.logging
+
         tf.get_logger().setLevel("ERROR")
+        absl.logging.set_verbosity(absl.logging.ERROR)  # TensorFlow Datasets logs through absl
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
