@@ -9,6 +9,7 @@ import numpy as np
 
 from tfcourse.exercises._expect import expect_close, expect_dtype, expect_shape, to_numpy
 from tfcourse.exercises._framework import Wrong, call, check
+from tfcourse.exercises._samples import mnist_sample
 
 __all__ = [
     "check_count_labels",
@@ -25,13 +26,7 @@ def _mnist_sample(
     """A small (image, label) dataset from mnist5k's validation split, and its NumPy arrays."""
     import tensorflow as tf
 
-    from tfcourse import data
-
-    columns = data.load_numpy("mnist5k", "validation")
-    keep = np.arange(len(columns["label"]))
-    if drop_digit is not None:
-        keep = keep[columns["label"] != drop_digit]
-    images, labels = columns["image"][keep[:count]], columns["label"][keep[:count]]
+    images, labels = mnist_sample(count, drop_digit=drop_digit)
     return tf.data.Dataset.from_tensor_slices((images, labels)), images, labels
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from tfcourse.exercises._expect import expect_close, to_numpy
 from tfcourse.exercises._framework import Wrong, call, check
+from tfcourse.exercises._samples import mnist_sample
 
 __all__ = [
     "PADDING_TARGET",
@@ -32,19 +33,12 @@ def _require_dataset(value: Any, name: str) -> Any:
     return value
 
 
-def _sample_images(count: int) -> tuple[np.ndarray, np.ndarray]:
-    from tfcourse import data
-
-    columns = data.load_numpy("mnist5k", "validation")
-    return columns["image"][:count], columns["label"][:count]
-
-
 @check("02.1", "a pipeline to a spec")
 def check_make_pipeline(make_pipeline: Callable[[np.ndarray, np.ndarray], Any]) -> str:
     """Check `make_pipeline(images, labels)`: shuffled, scaled to [0, 1] float32, batches of 32."""
     import tensorflow as tf
 
-    images, labels = _sample_images(100)
+    images, labels = mnist_sample(100)
     dataset = _require_dataset(
         call(make_pipeline, images, labels, name="make_pipeline"), "make_pipeline"
     )
@@ -104,7 +98,7 @@ def check_example_round_trip(
     """Check `to_example(image, label)` and `parse(serialized)` through a real TFRecord file."""
     import tensorflow as tf
 
-    images, labels = _sample_images(20)
+    images, labels = mnist_sample(20)
     path = f"{folder}/check.tfrecord.gz"
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
         for image, label in zip(images, labels, strict=True):
