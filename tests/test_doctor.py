@@ -1,5 +1,7 @@
 """tfcourse.doctor: each check reports what it found and, for a problem, the fix."""
 
+import importlib.util
+
 from tfcourse import doctor
 
 
@@ -54,4 +56,27 @@ def test_finding_prints_the_fix_under_the_problem():
 
 def test_run_checks_covers_every_area(tf):
     names = [finding.name for finding in doctor.run_checks()]
-    assert names == ["Python", "TensorFlow", "Keras", "Devices", "Memory", "Datasets", "LiteRT"]
+    assert names == [
+        "Python",
+        "TensorFlow",
+        "Keras",
+        "Devices",
+        "Memory",
+        "Datasets",
+        "TensorBoard",
+        "LiteRT",
+    ]
+
+
+def test_a_missing_optional_package_is_a_warning_with_the_install_command(monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "tensorboard" else real_find_spec(name, *a),
+    )
+    finding = doctor.check_tensorboard()
+    assert finding.status == doctor.WARN
+    assert finding.detail == "tensorboard is not installed (needed from chapter 03 on)"
+    assert finding.fix == 'pip install "tensorboard~=2.21.0"'
+    assert doctor.check_litert().detail == "ai-edge-litert installed"

@@ -38,6 +38,7 @@ def test_pyproject_pins_the_stack_the_course_is_verified_with():
     for requirement in (
         "tensorflow~=2.21.0",
         "keras>=3",
+        "tensorboard~=2.21.0",
         "tensorflow-datasets",
         "importlib_resources",
         "matplotlib",

@@ -4,9 +4,10 @@ Importing it has no side effects and does not import TensorFlow: a notebook call
 and configure, and modules import TensorFlow only when a function needs it.
 """
 
-from tfcourse import data, exercises
+from tfcourse import board, data, exercises
 from tfcourse.bench import Timing, compare, record_figure, speedup, time_fn
 from tfcourse.env import DeviceReport, setup
+from tfcourse.model_graph import plot_model_graph
 from tfcourse.plots import compare_bars, image_grid, plot_history
 
 __version__ = "0.1.0"
@@ -15,12 +16,14 @@ __all__ = [
     "DeviceReport",
     "Timing",
     "__version__",
+    "board",
     "compare",
     "compare_bars",
     "data",
     "exercises",
     "image_grid",
     "plot_history",
+    "plot_model_graph",
     "record_figure",
     "setup",
     "speedup",

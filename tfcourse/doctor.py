@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 from dataclasses import dataclass
 
@@ -154,13 +155,22 @@ def check_datasets() -> Finding:
     return Finding("Datasets", OK, f"{', '.join(data.names())} verified (SHA-256)")
 
 
+def _optional_package(name: str, module: str, requirement: str, chapter: str) -> Finding:
+    distribution = re.split(r"[~<>=]", requirement)[0]
+    if importlib.util.find_spec(module) is None:
+        message = f"{distribution} is not installed (needed from chapter {chapter} on)"
+        return Finding(name, WARN, message, f'pip install "{requirement}"')
+    return Finding(name, OK, f"{distribution} installed")
+
+
+def check_tensorboard() -> Finding:
+    """TensorBoard is only needed from chapter 03 on, so its absence is a warning."""
+    return _optional_package("TensorBoard", "tensorboard", "tensorboard~=2.21.0", "03")
+
+
 def check_litert() -> Finding:
     """The LiteRT interpreter is only needed from chapter 07 on, so its absence is a warning."""
-    if importlib.util.find_spec("ai_edge_litert") is None:
-        return Finding(
-            "LiteRT", WARN, "ai-edge-litert is not installed", 'pip install "ai-edge-litert>=2,<3"'
-        )
-    return Finding("LiteRT", OK, "ai-edge-litert installed")
+    return _optional_package("LiteRT", "ai_edge_litert", "ai-edge-litert>=2,<3", "07")
 
 
 def run_checks() -> list[Finding]:
@@ -169,4 +179,4 @@ def run_checks() -> list[Finding]:
     findings.append(check_tensorflow())
     if findings[-1].status == OK:
         findings += [check_keras(), check_devices()]
-    return [*findings, check_memory(), check_datasets(), check_litert()]
+    return [*findings, check_memory(), check_datasets(), check_tensorboard(), check_litert()]
