@@ -39,6 +39,11 @@ def test_plot_history_explains_bad_input(history, kwargs, error):
         plot_history(history, **kwargs)
 
 
+def test_image_grid_size_sets_the_width_of_each_image():
+    fig = image_grid(np.zeros((3, 4, 4)), columns=3, size=2.0)
+    assert tuple(fig.get_size_inches()) == (6.0, 2.15)
+
+
 def test_image_grid_shows_each_image_with_its_label():
     images = np.arange(5 * 4 * 4 * 1, dtype=np.uint8).reshape(5, 4, 4, 1)
     fig = image_grid(images, [3, 1, 4, 1, 5], columns=3)
@@ -73,3 +78,9 @@ def test_compare_bars_draws_labelled_bars_in_order():
 def test_compare_bars_needs_values():
     with pytest.raises(ValueError, match="at least one"):
         compare_bars({}, ylabel="s")
+
+
+@pytest.mark.parametrize("options", [{"columns": 0}, {"size": 0.0}])
+def test_image_grid_explains_bad_layout_options(options):
+    with pytest.raises(ValueError, match="columns must be >= 1 and size > 0"):
+        image_grid(np.zeros((2, 4, 4)), **options)

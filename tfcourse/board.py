@@ -70,9 +70,10 @@ def _plugin(accumulator: Any, tag: str) -> str:
 def contents(logdir: str | Path) -> dict[str, dict[str, str]]:
     """What each run under `logdir` holds: tag to the TensorBoard plugin (tab) that shows it.
 
-    The run name is the folder of its event files relative to `logdir`, as TensorBoard names it
-    (for example ``"fit/train"``). Kinds include ``"scalars"``, ``"histograms"``, ``"text"``,
-    ``"graph_keras_model"`` (the layer graph that the Keras callback writes) and
+    Runs and tags are sorted by name. A run's name is the folder of its event files relative to
+    `logdir`, as TensorBoard names it (for example ``"fit/train"``). Kinds include
+    ``"scalars"``, ``"histograms"``, ``"text"``, ``"graph_keras_model"`` (the layer graph that
+    the Keras callback writes) and
     ``"graph_run_metadata_graph"`` (an op graph from `tf.summary.trace_export`).
 
     Raises:
@@ -80,7 +81,7 @@ def contents(logdir: str | Path) -> dict[str, dict[str, str]]:
         ValueError: If it holds no event files.
     """
     return {
-        name: {tag: _plugin(accumulator, tag) for tag in accumulator.Tags()["tensors"]}
+        name: {tag: _plugin(accumulator, tag) for tag in sorted(accumulator.Tags()["tensors"])}
         for name, accumulator in _runs(logdir).items()
     }
 

@@ -61,6 +61,7 @@ def image_grid(
     *,
     columns: int = 8,
     cmap: str = "gray",
+    size: float = 1.2,
 ) -> Figure:
     """Show images in a grid, each titled with its label.
 
@@ -69,6 +70,7 @@ def image_grid(
         labels: Optional titles, one per image.
         columns: Images per row.
         cmap: The colour map for single-channel images.
+        size: The width of each image in inches; raise it for long labels.
 
     Returns:
         A figure with one axis per image.
@@ -85,11 +87,12 @@ def image_grid(
         )
     if labels is not None and len(labels) != len(array):
         raise ValueError(f"got {len(array)} images but {len(labels)} labels")
-    if columns < 1:
-        raise ValueError(f"columns must be >= 1; got {columns}")
+    if columns < 1 or size <= 0:
+        raise ValueError(f"columns must be >= 1 and size > 0; got {columns} and {size}")
     columns = min(columns, len(array))
     rows = -(-len(array) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.2 * columns, 1.35 * rows), squeeze=False)
+    figsize = (size * columns, (size + 0.15) * rows)
+    fig, axes = plt.subplots(rows, columns, figsize=figsize, squeeze=False)
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
         if index < len(array):
