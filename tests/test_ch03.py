@@ -228,6 +228,11 @@ def resumer(tf, *, which="latest", more=False, save=True, partial=False):
         (lambda tf: not_written, "not attempted", "not attempted yet"),
         (lambda tf: raises, "failed", "raised RuntimeError"),
         (lambda tf: lambda d, n: make_run().model, "failed", "not Sequential"),
+        (
+            lambda tf: lambda d, n: tf.train.Checkpoint(model=make_run().model),
+            "failed",
+            "without model and step",
+        ),
         (lambda tf: resumer(tf, which=None), "failed", "trained from scratch"),
         (lambda tf: resumer(tf, more=True), "failed", "trained 30 more steps"),
         (lambda tf: resumer(tf, save=False), "failed", "save one when training ends"),

@@ -260,6 +260,8 @@ def _expect_run(run: Any, directory: Path) -> None:
         raise Wrong(
             f"resume should return the Checkpoint from make_run(), not {type(run).__name__}"
         )
+    if not all(hasattr(run, name) for name in ("model", "step")):
+        raise Wrong("it returned a Checkpoint without model and step: return make_run()'s.")
     step = int(run.step)
     if step == 45:
         raise Wrong("it trained 30 more steps after step 15; train until run.step reaches 30.")
