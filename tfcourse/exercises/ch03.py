@@ -37,7 +37,7 @@ def _flat_sample(count: int) -> tuple[np.ndarray, np.ndarray]:
 
 # 03.1 -------------------------------------------------------------------------------------------
 def _named(tensors: list[Any], names: list[str], what: str) -> dict[str, Any]:
-    if sorted(names) != sorted(set(names)) or len(names) != len(tensors):
+    if len(set(names)) != len(names):
         raise Wrong(f"its {what} have the names {names}; give each a different name.")
     return dict(zip(names, tensors, strict=True))
 
