@@ -45,6 +45,17 @@ def test_each_notebook_marks_no_cell_skipped(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_each_notebook_keeps_test_markup_out_of_the_learners_code(path):
+    nb = nbformat.read(path, as_version=4)
+    assert not [c.source for c in nb.cells if "NBVAL" in c.source.upper()]
+
+    def ignored(notebook):
+        return sum("nbval-ignore-output" in c.metadata.get("tags", []) for c in notebook.cells)
+
+    assert ignored(nb) > 0 and ignored(release(nb)) == ignored(nb)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_each_release_has_stubs_and_no_solutions(path):
     nb = nbformat.read(path, as_version=4)
     student = release(nb)
