@@ -12,14 +12,32 @@ def test_supported_python_passes_and_old_python_fails_with_a_fix():
     assert "3.8.10" in finding.detail and "environment.yml" in finding.fix
 
 
-def test_other_tensorflow_series_fails_with_the_pip_command():
+def test_other_tensorflow_series_fails_with_the_pip_command(monkeypatch):
+    monkeypatch.delenv("TFCOURSE_ALLOW_UNTESTED", raising=False)
     assert doctor.check_tensorflow("2.21.0").status == "ok"
     finding = doctor.check_tensorflow("2.15.1")
     assert finding.status == "fail" and finding.fix == 'pip install "tensorflow~=2.21.0"'
     assert doctor.check_tensorflow("2.210.0").status == "fail"
 
 
-def test_keras_2_or_legacy_tf_keras_fails():
+def test_untested_versions_only_warn_when_the_learner_allows_them(monkeypatch):
+    monkeypatch.setenv("TFCOURSE_ALLOW_UNTESTED", "1")
+    assert doctor.check_tensorflow("2.23.0-dev20261026").status == "warn"
+    assert doctor.check_keras("4.0.0", "4.0.0").status == "warn"
+    assert doctor.check_keras("3.15.1", "2.15.0").status == "fail"  # legacy tf.keras: a setup error
+    monkeypatch.setenv("TFCOURSE_ALLOW_UNTESTED", "0")
+    assert doctor.check_tensorflow("2.23.0").status == "fail"
+
+
+def test_a_failed_tensorflow_check_skips_the_checks_that_import_it(monkeypatch):
+    monkeypatch.setattr(
+        doctor, "check_tensorflow", lambda: doctor.Finding("TensorFlow", "fail", "x")
+    )
+    assert "Keras" not in [finding.name for finding in doctor.run_checks()]
+
+
+def test_keras_2_or_legacy_tf_keras_fails(monkeypatch):
+    monkeypatch.delenv("TFCOURSE_ALLOW_UNTESTED", raising=False)
     assert doctor.check_keras("3.15.1", "3.15.1").status == "ok"
     assert doctor.check_keras("2.15.0", "2.15.0").status == "fail"
     legacy = doctor.check_keras("3.15.1", "2.15.0")
@@ -54,7 +72,15 @@ def test_finding_prints_the_fix_under_the_problem():
     assert text == "[FAIL] Python: 3.8\n       fix: use 3.11"
 
 
-def test_run_checks_covers_every_area(tf):
+def test_run_checks_covers_every_area(monkeypatch):
+    # Whatever TensorFlow is installed (a nightly, say), the report has the same areas.
+    monkeypatch.setattr(
+        doctor, "check_tensorflow", lambda: doctor.Finding("TensorFlow", "ok", "2.21.0")
+    )
+    monkeypatch.setattr(doctor, "check_keras", lambda: doctor.Finding("Keras", "ok", "3.15.0"))
+    monkeypatch.setattr(
+        doctor, "check_devices", lambda: doctor.Finding("Devices", "ok", "2 CPU cores")
+    )
     names = [finding.name for finding in doctor.run_checks()]
     assert names == [
         "Python",

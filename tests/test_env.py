@@ -50,3 +50,36 @@ def test_setup_rejects_a_seed_that_is_not_an_int(seed):
 def test_setup_rejects_a_seed_out_of_range(seed):
     with pytest.raises(ValueError, match="between 0 and 2\\*\\*32 - 1"):
         tfcourse.setup(seed=seed)
+
+
+def test_check_versions_is_silent_on_the_verified_versions(monkeypatch, capsys):
+    monkeypatch.delenv("TFCOURSE_ALLOW_UNTESTED", raising=False)
+    assert tfcourse.check_versions(tensorflow="2.21.3", keras="3.15.1") is None
+    assert capsys.readouterr() == ("", "")
+
+
+def test_check_versions_names_found_verified_fix_and_switch(monkeypatch):
+    monkeypatch.delenv("TFCOURSE_ALLOW_UNTESTED", raising=False)
+    with pytest.raises(tfcourse.UntestedVersionError) as raised:
+        tfcourse.check_versions(tensorflow="2.23.0-dev20261026", keras="3.16.0.dev2026")
+    message = str(raised.value)
+    assert isinstance(raised.value, RuntimeError)
+    assert message.startswith(
+        "TensorFlow 2.23.0-dev20261026, but the notebooks are verified with 2.21.x"
+    )
+    assert 'pip install "tensorflow~=2.21.0"' in message
+    assert "TFCOURSE_ALLOW_UNTESTED=1" in message and "\n" not in message
+
+
+def test_check_versions_rejects_keras_2(monkeypatch):
+    monkeypatch.delenv("TFCOURSE_ALLOW_UNTESTED", raising=False)
+    with pytest.raises(
+        tfcourse.UntestedVersionError, match=r"Keras 2\.15\.0, but the course needs Keras 3"
+    ):
+        tfcourse.check_versions(tensorflow="2.21.0", keras="2.15.0")
+
+
+def test_check_versions_only_warns_when_untested_versions_are_allowed(monkeypatch):
+    monkeypatch.setenv("TFCOURSE_ALLOW_UNTESTED", "1")
+    with pytest.warns(tfcourse.UntestedVersionWarning, match=r"TensorFlow 2\.23\.0, but"):
+        assert tfcourse.check_versions(tensorflow="2.23.0", keras="3.16.0") is None

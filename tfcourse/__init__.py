@@ -6,7 +6,13 @@ and configure, and modules import TensorFlow only when a function needs it.
 
 from tfcourse import board, data, exercises
 from tfcourse.bench import Timing, compare, record_figure, speedup, time_fn
-from tfcourse.env import DeviceReport, setup
+from tfcourse.env import (
+    DeviceReport,
+    UntestedVersionError,
+    UntestedVersionWarning,
+    check_versions,
+    setup,
+)
 from tfcourse.model_graph import plot_model_graph
 from tfcourse.plots import compare_bars, image_grid, plot_history
 
@@ -15,8 +21,11 @@ __version__ = "0.1.0"
 __all__ = [
     "DeviceReport",
     "Timing",
+    "UntestedVersionError",
+    "UntestedVersionWarning",
     "__version__",
     "board",
+    "check_versions",
     "compare",
     "compare_bars",
     "data",

@@ -16,6 +16,18 @@ OK, WARN, FAIL = "ok", "warn", "fail"
 PYTHON_RANGE = ((3, 10), (3, 13))  # oldest and newest supported (major, minor)
 TF_SERIES = "2.21"
 MIN_MEMORY_GIB = 4.0
+#: Set to 1 to run the course on TensorFlow or Keras versions it was not verified with (nightlies).
+ALLOW_UNTESTED_ENV = "TFCOURSE_ALLOW_UNTESTED"
+
+
+def untested_allowed() -> bool:
+    """Whether `ALLOW_UNTESTED_ENV` is set to a true value (``1``, ``true`` or ``yes``)."""
+    return os.environ.get(ALLOW_UNTESTED_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def _mismatch() -> str:
+    """A version mismatch fails, unless the learner allowed untested versions: then it warns."""
+    return WARN if untested_allowed() else FAIL
 
 
 @dataclass(frozen=True)
@@ -55,7 +67,10 @@ def check_python(version: tuple[int, ...] = tuple(sys.version_info[:3])) -> Find
 
 
 def check_tensorflow(version: str | None = None) -> Finding:
-    """TensorFlow must import and be the 2.21 series the notebooks were verified with."""
+    """TensorFlow must import and be the 2.21 series the notebooks were verified with.
+
+    Another series fails, or warns when `ALLOW_UNTESTED_ENV` is set.
+    """
     if version is None:
         try:
             import tensorflow as tf
@@ -68,14 +83,17 @@ def check_tensorflow(version: str | None = None) -> Finding:
         return Finding("TensorFlow", OK, version)
     return Finding(
         "TensorFlow",
-        FAIL,
+        _mismatch(),
         f"{version}, but the notebooks are verified with {TF_SERIES}.x",
         f'pip install "tensorflow~={TF_SERIES}.0"',
     )
 
 
 def check_keras(version: str | None = None, tf_keras_version: str | None = None) -> Finding:
-    """Keras 3 must be installed and be what `tf.keras` resolves to (not the legacy tf-keras)."""
+    """Keras 3 must be installed and be what `tf.keras` resolves to (not the legacy tf-keras).
+
+    Another major version fails, or warns when `ALLOW_UNTESTED_ENV` is set.
+    """
     if version is None or tf_keras_version is None:
         try:
             import keras
@@ -86,7 +104,7 @@ def check_keras(version: str | None = None, tf_keras_version: str | None = None)
     if not version.startswith("3."):
         return Finding(
             "Keras",
-            FAIL,
+            _mismatch(),
             f"{version}, but the course needs Keras 3",
             'pip install "keras>=3.10,<4"',
         )
@@ -177,6 +195,6 @@ def run_checks() -> list[Finding]:
     """Every check, in the order the report shows them."""
     findings = [check_python()]
     findings.append(check_tensorflow())
-    if findings[-1].status == OK:
+    if findings[-1].status != FAIL:
         findings += [check_keras(), check_devices()]
     return [*findings, check_memory(), check_datasets(), check_tensorboard(), check_litert()]

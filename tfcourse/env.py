@@ -1,4 +1,4 @@
-"""Set up a notebook: seeds, op determinism, quiet logging, and a report of the devices.
+"""Set up a notebook: version guard, seeds, op determinism, quiet logging, and a device report.
 
 Introduced in `00_welcome_and_setup`. Nothing here runs on import; a notebook calls `setup()`.
 """
@@ -7,11 +7,56 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
+
+from tfcourse import doctor
 
 #: Environment variables that quieten TensorFlow's C++ logging. They only work when they are set
 #: before TensorFlow is first imported, which is why `setup()` imports TensorFlow itself.
 QUIET_TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+class UntestedVersionError(RuntimeError):
+    """TensorFlow or Keras is not the version the notebooks were verified with."""
+
+
+class UntestedVersionWarning(UserWarning):
+    """Like `UntestedVersionError`, when the learner chose to go on with untested versions."""
+
+
+def check_versions(*, tensorflow: str | None = None, keras: str | None = None) -> None:
+    """Check that TensorFlow is the 2.21 series and Keras is 3.x, the versions the course verified.
+
+    Prints nothing when they are, so a notebook's output is the same on every patch release.
+
+    Args:
+        tensorflow: The TensorFlow version to check; None imports TensorFlow and checks its own.
+        keras: The Keras version to check; None imports Keras and checks its own (and what
+            `tf.keras` resolves to).
+
+    Raises:
+        UntestedVersionError: A `RuntimeError` naming the version found, the version verified and
+            the fix. With the environment variable `TFCOURSE_ALLOW_UNTESTED=1` set, it warns with
+            an `UntestedVersionWarning` instead and returns.
+
+    Introduced in `00_welcome_and_setup`.
+    """
+    findings = [doctor.check_tensorflow(tensorflow), doctor.check_keras(keras, keras)]
+    problems = [finding for finding in findings if finding.status != doctor.OK]
+    if not problems:
+        return
+    found = "; ".join(f"{finding.name} {finding.detail}" for finding in problems)
+    fixes = " and ".join(f"`{finding.fix}`" for finding in problems)
+    message = (
+        f"{found}. Fix: {fixes}, then restart the kernel. To go on with these untested versions "
+        f"anyway (outputs may differ, cells may fail), set the environment variable "
+        f"{doctor.ALLOW_UNTESTED_ENV}=1 before starting Jupyter."
+    )
+    if doctor.untested_allowed():
+        warnings.warn(message, UntestedVersionWarning, stacklevel=2)
+        return
+    raise UntestedVersionError(message)
 
 
 @dataclass(frozen=True)
