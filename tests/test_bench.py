@@ -2,7 +2,7 @@
 
 import pytest
 
-from tfcourse.bench import Timing, compare, speedup, time_fn
+from tfcourse.bench import Timing, compare, speedup, time_fn, time_interleaved
 
 
 def test_time_fn_warms_up_then_times_repeat_batches_of_number_calls():
@@ -96,3 +96,19 @@ def test_record_figure_refuses_a_value_that_is_not_a_number():
 
     with pytest.raises(TypeError, match="must be a number, got str"):
         record_figure("ratio", "3.5")
+
+
+def test_time_interleaved_takes_turns_after_warming_up():
+    calls = []
+    timings = time_interleaved(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, warmup=1, repeat=3
+    )
+    assert calls == ["a", "b"] * 4
+    assert [t.name for t in timings] == ["a", "b"]
+    assert all(len(t.seconds) == 3 for t in timings)
+
+
+@pytest.mark.parametrize("fns", [{}, {"a": 42}, [lambda: 1]])
+def test_time_interleaved_rejects_what_is_not_a_dict_of_functions(fns):
+    with pytest.raises(TypeError, match="dict of functions"):
+        time_interleaved(fns)

@@ -5,7 +5,7 @@ and configure, and modules import TensorFlow only when a function needs it.
 """
 
 from tfcourse import board, data, exercises
-from tfcourse.bench import Timing, compare, record_figure, speedup, time_fn
+from tfcourse.bench import Timing, compare, record_figure, speedup, time_fn, time_interleaved
 from tfcourse.env import (
     DeviceReport,
     UntestedVersionError,
@@ -37,4 +37,5 @@ __all__ = [
     "setup",
     "speedup",
     "time_fn",
+    "time_interleaved",
 ]

@@ -95,6 +95,40 @@ def time_fn(
     return Timing(name or getattr(fn, "__name__", "fn"), tuple(seconds))
 
 
+def time_interleaved(
+    fns: dict[str, Callable[[], Any]], *, warmup: int = 1, repeat: int = 5, number: int = 1
+) -> list[Timing]:
+    """Time several functions in turn, A B C A B C ..., so that they share the machine's moods.
+
+    On a busy machine the speed drifts: another process starts, the CPU clocks down. Timing A five
+    times and then B five times puts the drift into the ratio; taking turns spreads it over both.
+    Compare the results with `speedup` (min times) or their medians.
+
+    Args:
+        fns: Functions of no arguments, by label; the labels name the `Timing`s.
+        warmup: Untimed rounds before measuring (each function called once per round).
+        repeat: Timed rounds.
+        number: Calls per function per round; each time is divided by it.
+
+    Returns:
+        One `Timing` per function, in the order of `fns`.
+
+    Introduced in `00_welcome_and_setup`.
+    """
+    if not isinstance(fns, dict) or not fns or not all(map(callable, fns.values())):
+        raise TypeError("fns must be a non-empty dict of functions of no arguments, by label")
+    _check_counts(warmup, repeat, number)
+    seconds: dict[str, list[float]] = {name: [] for name in fns}
+    for round_ in range(warmup + repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(number):
+                _block(fn())
+            if round_ >= warmup:
+                seconds[name].append((time.perf_counter() - start) / number)
+    return [Timing(name, tuple(values)) for name, values in seconds.items()]
+
+
 def _block(result: Any) -> None:
     """Wait for asynchronous work (a GPU kernel, say) by reading the result's value."""
     numpy = getattr(result, "numpy", None)
