@@ -12,6 +12,8 @@ import re
 import sys
 from dataclasses import dataclass
 
+from tfcourse._stderr import filtered_stderr
+
 OK, WARN, FAIL = "ok", "warn", "fail"
 PYTHON_RANGE = ((3, 10), (3, 13))  # oldest and newest supported (major, minor)
 TF_SERIES = "2.21"
@@ -192,9 +194,13 @@ def check_litert() -> Finding:
 
 
 def run_checks() -> list[Finding]:
-    """Every check, in the order the report shows them."""
+    """Every check, in the order the report shows them.
+
+    TensorFlow's C++ start-up log lines (see `tfcourse.setup`) are held back while they run.
+    """
     findings = [check_python()]
-    findings.append(check_tensorflow())
-    if findings[-1].status != FAIL:
-        findings += [check_keras(), check_devices()]
+    with filtered_stderr():
+        findings.append(check_tensorflow())
+        if findings[-1].status != FAIL:
+            findings += [check_keras(), check_devices()]
     return [*findings, check_memory(), check_datasets(), check_tensorboard(), check_litert()]

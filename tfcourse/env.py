@@ -11,10 +11,25 @@ import warnings
 from dataclasses import dataclass, field
 
 from tfcourse import doctor
+from tfcourse._stderr import filtered_stderr
 
 #: Environment variables that quieten TensorFlow's C++ logging. They only work when they are set
 #: before TensorFlow is first imported, which is why `setup()` imports TensorFlow itself.
 QUIET_TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow and Keras, and look for GPUs, without their C++ start-up log lines.
+
+    Looking for GPUs initialises CUDA, which logs "failed call to cuInit" on a machine without one.
+    """
+    for name, value in QUIET_TF_ENV.items():
+        os.environ.setdefault(name, value)
+    with filtered_stderr():
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
 
 
 class UntestedVersionError(RuntimeError):
@@ -42,6 +57,8 @@ def check_versions(*, tensorflow: str | None = None, keras: str | None = None) -
 
     Introduced in `00_welcome_and_setup`.
     """
+    if tensorflow is None or keras is None:
+        _import_tensorflow_quietly()
     findings = [doctor.check_tensorflow(tensorflow), doctor.check_keras(keras, keras)]
     problems = [finding for finding in findings if finding.status != doctor.OK]
     if not problems:
@@ -103,12 +120,19 @@ def setup(seed: int = 42, *, deterministic: bool = True, quiet: bool = True) -> 
     Call it once, near the top of a notebook, before building any model. It does not initialise the
     TensorFlow runtime, so you can still configure devices afterwards.
 
+    With `quiet=True` (the default) it sets `TF_CPP_MIN_LOG_LEVEL=2` and holds back what
+    TensorFlow's C++ code writes to stderr while it imports TensorFlow and looks for GPUs: the
+    "All log messages before absl::InitializeLog()" line, the oneDNN and CPU-instruction notices
+    and, on a machine without a GPU, "failed call to cuInit". Any other stderr line is shown. What
+    remains: log lines that TensorFlow's C++ code writes later, for example when XLA compiles a
+    function, still appear under the cell that triggers them.
+
     Args:
         seed: Seed for Python's `random`, NumPy and TensorFlow (through
             `keras.utils.set_random_seed`).
         deterministic: Turn on `tf.config.experimental.enable_op_determinism()`, so that the same
             program on the same machine gives bit-identical results.
-        quiet: Hide TensorFlow's informational log lines.
+        quiet: Hide TensorFlow's informational and start-up log lines (see above).
 
     Returns:
         A `DeviceReport`. Print it to see the versions and devices.
@@ -124,8 +148,7 @@ def setup(seed: int = 42, *, deterministic: bool = True, quiet: bool = True) -> 
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed must be between 0 and 2**32 - 1; got {seed}")
     if quiet:
-        for name, value in QUIET_TF_ENV.items():
-            os.environ.setdefault(name, value)
+        _import_tensorflow_quietly()
     import keras
     import tensorflow as tf
 

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import re
-
 import nbformat
+
+from tfcourse._stderr import strip_tf_noise
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 LANGUAGE_INFO = {"name": "python", "pygments_lexer": "ipython3"}
 #: Cell metadata worth keeping: nbval/nbgrader tags and JupyterLab's collapsed state.
 KEPT_CELL_METADATA = ("tags", "jupyter", "collapsed")
-#: TensorFlow's C++ start-up chatter on stderr: noise, not output.
-_TF_NOISE = re.compile(
-    r"^(WARNING: All log messages before absl::InitializeLog\(\).*"
-    r"|[IWE]\d{4} .*"
-    r"|.*oneDNN custom operations are on.*"
-    r"|.*To enable the following instructions: .*"
-    r"|.*rebuild TensorFlow with the appropriate compiler flags.*"
-    r"|.*This TensorFlow binary is optimized to use available CPU instructions.*)$"
-)
-
-
-def strip_tf_noise(text: str) -> str:
-    """Remove TensorFlow's C++ log lines from stderr text, keeping everything else."""
-    kept = [line for line in text.splitlines(keepends=True) if not _TF_NOISE.match(line.rstrip())]
-    return "".join(kept)
 
 
 def normalise(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
