@@ -12,10 +12,30 @@ def count_labels(dataset):
     return np.bincount([int(label) for _, label in dataset], minlength=10)
 
 
+def counts_without_minlength(dataset):
+    return np.bincount([int(label) for _, label in dataset])
+
+
+def counts_present_digits(dataset):
+    return np.unique([int(label) for _, label in dataset], return_counts=True)[1]
+
+
+class RunningCount:
+    """The counts live outside the function, so a second call adds to the first."""
+
+    counts = np.zeros(10, np.int64)
+
+    def __call__(self, dataset):
+        for _, label in dataset:
+            self.counts[int(label)] += 1
+        return self.counts
+
+
 @pytest.mark.parametrize(
     ("answer", "status", "fragment"),
     [
-        (count_labels, "passed", "all 10 digits right"),
+        (count_labels, "passed", "one with a digit missing"),
+        (lambda ds: count_labels(ds).astype(np.int32), "passed", "counted the labels"),
         (None, "not attempted", "not attempted yet"),
         (not_written, "not attempted", "not attempted yet"),
         (raises, "failed", "raised RuntimeError: oops"),
@@ -24,6 +44,12 @@ def count_labels(dataset):
         (lambda ds: count_labels(ds) * 2, "failed", "add up to 274, but the dataset has 137"),
         (lambda ds: np.roll(count_labels(ds), 1), "failed", "differs from the expected values"),
         (lambda ds: "ten counts", "failed", "should be a Tensor or array of numbers"),
+        (counts_without_minlength, "failed", "this dataset has no 9s"),
+        (counts_present_digits, "failed", "minlength=10"),
+        (lambda ds: count_labels(ds.take(100)), "failed", "add up to 100, but the dataset has 137"),
+        (lambda ds: count_labels(ds.batch(10)), "failed", "raised TypeError"),
+        (RunningCount(), "failed", "start from zero on every call"),
+        (lambda ds: count_labels(ds.map(lambda x, y: (x, y + 1)))[:10], "failed", "add up to"),
     ],
 )
 def test_check_count_labels(tf, answer, status, fragment):
@@ -86,13 +112,22 @@ def test_check_matmul_on_catches_an_op_placed_on_the_wrong_device(tf, monkeypatc
 
 
 # 00.3 draw ---------------------------------------------------------------------------------------
+def normal(tf, seed):
+    return tf.random.stateless_normal([3], seed=[seed, 0])
+
+
+def with_nan(tf, seed):
+    return tf.constant([np.nan, 0.0, 1.0], tf.float32) if seed == 7 else normal(tf, seed)
+
+
 @pytest.mark.parametrize(
     ("make_answer", "status", "fragment"),
     [
+        (lambda tf: lambda seed: normal(tf, seed), "passed", "same seed, same numbers"),
         (
-            lambda tf: lambda seed: tf.random.stateless_normal([3], seed=[seed, 0]),
+            lambda tf: lambda seed: tf.random.Generator.from_seed(seed).normal([3]),
             "passed",
-            "same seed, same numbers",
+            "standard normal",
         ),
         (lambda tf: None, "not attempted", "not attempted yet"),
         (lambda tf: not_written, "not attempted", "not attempted yet"),
@@ -118,6 +153,35 @@ def test_check_matmul_on_catches_an_op_placed_on_the_wrong_device(tf, monkeypatc
             "failed",
             "a standard normal has 0 and 1",
         ),
+        (lambda tf: lambda seed: normal(tf, seed) * 0.8, "failed", "standard deviation 0.783"),
+        (lambda tf: lambda seed: normal(tf, seed) * 0.95, "failed", "standard deviation 0.930"),
+        (lambda tf: lambda seed: normal(tf, seed) + 0.1, "failed", "mean 0.078"),
+        (lambda tf: lambda seed: with_nan(tf, seed), "failed", "draw(7) contains NaN"),
+        (
+            lambda tf: lambda seed: (tf.random.stateless_uniform([3], [seed, 0]) - 0.5) * 12**0.5,
+            "failed",
+            "puts 68.3% there",
+        ),
+        (
+            lambda tf: lambda seed: tf.random.stateless_truncated_normal([3], seed=[seed, 0]),
+            "failed",
+            "standard deviation 0.862",
+        ),
+        (
+            lambda tf: lambda seed: tf.tile(tf.random.stateless_normal([1], [seed, 0]), [3]),
+            "failed",
+            "must be independent draws",
+        ),
+        (
+            lambda tf: lambda seed: normal(tf, seed % 5 + 7),
+            "failed",
+            "a standard normal has 0 and 1",
+        ),
+        (
+            lambda tf: lambda seed: normal(tf, seed % 500),
+            "failed",
+            "different seeds must give new numbers",
+        ),
     ],
 )
 def test_check_draw(tf, make_answer, status, fragment):
@@ -131,8 +195,9 @@ def test_check_draw(tf, make_answer, status, fragment):
         (
             lambda c: lambda mib: [c(memory_limit=mib), c(memory_limit=mib)],
             "passed",
-            "two logical GPUs of 1536 MiB",
+            "two logical GPUs of limit_mib MiB",
         ),
+        (lambda c: lambda mib: (c(memory_limit=mib),) * 2, "passed", "two logical GPUs"),
         (lambda c: None, "not attempted", "not attempted yet"),
         (lambda c: not_written, "not attempted", "not attempted yet"),
         (lambda c: raises, "failed", "raised RuntimeError"),
@@ -147,18 +212,37 @@ def test_check_draw(tf, make_answer, status, fragment):
             "1 logical device(s); the exercise asks for 2",
         ),
         (
+            lambda c: lambda mib: [c(memory_limit=mib)] * 3,
+            "failed",
+            "3 logical device(s); the exercise asks for 2",
+        ),
+        (
             lambda c: lambda mib: [c(memory_limit=mib * 2**20)] * 2,
             "failed",
-            "off by a factor of 1,048,576 (bytes?)",
+            "memory_limit is 1,610,612,736: that is 1536 MiB in bytes",
         ),
-        (lambda c: lambda mib: [c(memory_limit=mib / 1024)] * 2, "failed", "(GiB?)"),
+        (lambda c: lambda mib: [c(memory_limit=mib * 1024)] * 2, "failed", "1536 MiB in KiB"),
+        (lambda c: lambda mib: [c(memory_limit=mib / 1024)] * 2, "failed", "1536 MiB in GiB"),
         (lambda c: lambda mib: [c()] * 2, "failed", "memory_limit is not set"),
         (
             lambda c: lambda mib: [mib, mib],
             "failed",
-            "should be a tf.config.LogicalDeviceConfiguration",
+            "should be a tf.config.LogicalDeviceConfiguration, not a int (1536)",
         ),
         (lambda c: lambda mib: "1536", "failed", "should return a list, not str"),
+        (lambda c: lambda mib: [c(memory_limit="1536")] * 2, "failed", "is a str ('1536')"),
+        (
+            lambda c: lambda mib: [c(memory_limit=mib + 0.001)] * 2,
+            "failed",
+            "memory_limit is a float (1536.001); it should be the whole number of MiB",
+        ),
+        (
+            lambda c: lambda mib: [c(memory_limit=1536)] * 2,
+            "failed",
+            "in gpu_memory_plan(700), memory_limit is 1,536; each logical GPU gets 700",
+        ),
+        (lambda c: lambda mib: [c(memory_limit=mib // 2)] * 2, "failed", "memory_limit is 768;"),
+        (lambda c: lambda mib: [c(memory_limit=mib + 1)] * 2, "failed", "memory_limit is 1,537;"),
     ],
 )
 def test_check_gpu_memory_plan(tf, make_answer, status, fragment):
@@ -167,18 +251,25 @@ def test_check_gpu_memory_plan(tf, make_answer, status, fragment):
 
 
 # 00.5 mean_images --------------------------------------------------------------------------------
-def mean_images(dataset, *, guard_empty=True):
+def mean_images(dataset, *, guard_empty=True, scale=255.0, absent=0.0):
     sums, counts = np.zeros((10, 28, 28)), np.zeros(10)
     for image, label in dataset:
-        sums[int(label)] += image.numpy()[..., 0] / 255.0
+        sums[int(label)] += image.numpy()[..., 0] / scale
         counts[int(label)] += 1
     with np.errstate(invalid="ignore"):
         divisor = np.maximum(counts, 1) if guard_empty else counts
-        return (sums / divisor[:, None, None]).astype(np.float32)
+        means = sums / divisor[:, None, None]
+    means[counts == 0] = absent if guard_empty else means[counts == 0]
+    return means.astype(np.float32)
 
 
 def mean_images_nan(dataset):
     return mean_images(dataset, guard_empty=False)
+
+
+def overall_mean(dataset):
+    images = np.stack([image.numpy()[..., 0] / 255.0 for image, _ in dataset])
+    return np.repeat(images.mean(axis=0)[None], 10, axis=0).astype(np.float32)
 
 
 @pytest.mark.parametrize(
@@ -194,10 +285,18 @@ def mean_images_nan(dataset):
             "failed",
             "dtype float64, expected float32",
         ),
-        (lambda ds: mean_images(ds) * 255, "failed", "off by a factor of 255"),
+        (lambda ds: mean_images(ds, scale=1.0), "failed", "off by a factor of 255"),
         (mean_images_nan, "failed", "no 7s"),
+        (lambda ds: mean_images(ds, absent=1.0), "failed", "of 7 should be all zeros"),
         (lambda ds: mean_images(ds)[::-1], "failed", "differs from the expected values"),
         (lambda ds: mean_images(ds)[:9], "failed", "shape (9, 28, 28), expected (10, 28, 28)"),
+        (
+            lambda ds: mean_images(ds).transpose(0, 2, 1).copy(),
+            "failed",
+            "differs from the expected values",
+        ),
+        (overall_mean, "failed", "differs from the expected values"),
+        (lambda ds: mean_images(ds.take(100)), "failed", "differs from the expected values"),
     ],
 )
 def test_check_mean_images(tf, answer, status, fragment):

@@ -1,7 +1,8 @@
 """Exercise self-checks: one module per chapter (`ch00`, `ch01`, ...) on a shared framework.
 
 A check takes the learner's answer and returns a `CheckResult` whose text is one line: ✓ with what
-was verified, ✗ with what is wrong, or "not attempted yet". It never raises. Introduced in
+was verified, ✗ with what is wrong, or "not attempted yet". It never raises and never hangs: learner
+code runs only through `call`, `learner_code` and `take_all`, with a time budget. Introduced in
 `00_welcome_and_setup`.
 """
 
@@ -21,10 +22,10 @@ from tfcourse.exercises._framework import (
     CheckResult,
     NotAttempted,
     Wrong,
-    call,
     check,
     results,
 )
+from tfcourse.exercises._learner import call, learner_code, take_all
 
 __all__ = [
     "CheckResult",
@@ -41,6 +42,8 @@ __all__ = [
     "expect_dtype",
     "expect_finite",
     "expect_shape",
+    "learner_code",
     "results",
+    "take_all",
     "to_numpy",
 ]

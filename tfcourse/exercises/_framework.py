@@ -1,11 +1,14 @@
-"""The machinery behind every exercise check: results, the `check` decorator, and safe calls."""
+"""The machinery behind every exercise check: results, the `check` decorator, one-line messages."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import json
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -14,6 +17,8 @@ RESULTS_ENV = "TFCOURSE_RESULTS"
 
 PASSED, FAILED, NOT_ATTEMPTED, ERROR = "passed", "failed", "not attempted", "error"
 _SYMBOLS = {PASSED: "✓", FAILED: "✗", NOT_ATTEMPTED: "…", ERROR: "⚠"}
+#: The longest message a result shows, and the most characters of printed output a check echoes.
+MESSAGE_LIMIT, OUTPUT_LIMIT = 400, 1_000
 _NOT_ATTEMPTED_HELP = (
     "not attempted yet: replace `raise NotImplementedError` with your answer, run that cell, "
     "then run this check again."
@@ -83,29 +88,20 @@ def check(exercise: str, title: str) -> Callable[[Callable[..., str]], CheckFn]:
     """Turn a function that verifies an answer into a learner-safe check.
 
     The decorated function takes the learner's answer, raises `Wrong` with an explanation when it
-    is wrong, and returns a sentence saying what it verified. The wrapper turns that into a
-    `CheckResult` and never lets an exception escape: ``None`` or an answer that raises
-    `NotImplementedError` is "not attempted yet", and anything unexpected becomes an ``error``
-    result that asks the learner to report it.
+    is wrong, and returns a sentence saying what it verified; it runs learner code only through
+    `call`, `learner_code` or `take_all`. The wrapper turns that into a one-line `CheckResult` and
+    never lets an exception escape, except a real ``KeyboardInterrupt``: ``None`` or an answer that
+    raises `NotImplementedError` is "not attempted yet", and anything unexpected becomes an
+    ``error`` result that asks the learner to report it. What the code prints during the check is
+    captured, and echoed afterwards cut to `OUTPUT_LIMIT` characters per stream.
     """
 
     def decorate(verify: Callable[..., str]) -> CheckFn:
         @functools.wraps(verify)
         def run(answer: Any = None, *args: Any, **kwargs: Any) -> CheckResult:
-            try:
-                if answer is None:
-                    raise NotAttempted
-                result = CheckResult(exercise, title, PASSED, verify(answer, *args, **kwargs))
-            except (NotAttempted, NotImplementedError):
-                result = CheckResult(exercise, title, NOT_ATTEMPTED, _NOT_ATTEMPTED_HELP)
-            except Wrong as wrong:
-                result = CheckResult(exercise, title, FAILED, str(wrong))
-            except Exception as error:  # the check itself broke; keep the learner's notebook alive
-                message = (
-                    f"the check could not run ({type(error).__name__}: {error}). "
-                    "This is a bug in the course; please report it with this message."
-                )
-                result = CheckResult(exercise, title, ERROR, message)
+            with _captured_output():
+                status, message = _outcome(verify, answer, *args, **kwargs)
+            result = CheckResult(exercise, title, status, _one_line(message))
             _record(result)
             return result
 
@@ -114,25 +110,71 @@ def check(exercise: str, title: str) -> Callable[[Callable[..., str]], CheckFn]:
     return decorate
 
 
-def call(fn: Any, *args: Any, name: str = "your function", **kwargs: Any) -> Any:
-    """Call the learner's function, turning its failures into explanations.
-
-    Raises:
-        NotAttempted: If it raises `NotImplementedError` (the unanswered template).
-        Wrong: If it is not callable or raises anything else.
-    """
-    if not callable(fn):
-        raise Wrong(f"expected a function, but got {_describe(fn)}. Pass the function itself.")
+def _outcome(verify: Callable[..., str], answer: Any, *args: Any, **kwargs: Any) -> tuple[str, str]:
     try:
-        return fn(*args, **kwargs)
-    except NotImplementedError as error:
-        raise NotAttempted from error
-    except Exception as error:
-        raise Wrong(f"{name} raised {type(error).__name__}: {error}") from error
+        if answer is None:
+            raise NotAttempted
+        return PASSED, verify(answer, *args, **kwargs)
+    except (NotAttempted, NotImplementedError):
+        return NOT_ATTEMPTED, _NOT_ATTEMPTED_HELP
+    except Wrong as wrong:
+        return FAILED, str(wrong)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # the check itself broke; keep the learner's notebook alive
+        cause = _one_line(str(error), limit=200)
+        return ERROR, (
+            f"the check could not run ({type(error).__name__}: {cause}). "
+            "This is a bug in the course; please report it with this message."
+        )
+
+
+def _one_line(text: str, *, limit: int = MESSAGE_LIMIT) -> str:
+    """`text` on one line, with runs of whitespace collapsed, cut to `limit` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _Excerpt(io.TextIOBase):
+    """A text stream that keeps the first `OUTPUT_LIMIT` characters written to it and counts all."""
+
+    def __init__(self) -> None:
+        self.kept, self.size = io.StringIO(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        room = OUTPUT_LIMIT - self.kept.tell()
+        if room > 0:
+            self.kept.write(text[:room])
+        self.size += len(text)
+        return len(text)
+
+    def echo(self, stream: Any) -> None:
+        """Write what was kept to `stream`, saying how much more was left out."""
+        if self.size:
+            stream.write(self.kept.getvalue())
+            if self.size > OUTPUT_LIMIT:
+                stream.write(f"\n[... {self.size - OUTPUT_LIMIT:,} more characters not shown]\n")
+
+
+@contextlib.contextmanager
+def _captured_output() -> Iterator[None]:
+    out, err = _Excerpt(), _Excerpt()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield
+    finally:
+        out.echo(sys.stdout)
+        err.echo(sys.stderr)
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception:  # a learner's class with a broken __repr__
+        text = object.__repr__(value)
     if len(text) > 60:
         text = text[:57] + "..."
     return f"a {type(value).__name__} ({text})"

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from tfcourse.exercises._framework import Wrong, call, check
+from tfcourse.exercises._framework import Wrong, check
+from tfcourse.exercises._learner import call
 from tfcourse.exercises._samples import mnist_sample
 
 __all__ = [
