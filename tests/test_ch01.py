@@ -17,6 +17,19 @@ def derivative(f, x):
     return tape.gradient(y, x)
 
 
+def on_a_variable(f, x):
+    import tensorflow as tf
+
+    v = tf.Variable(x)
+    with tf.GradientTape() as tape:
+        y = f(v)
+    return tape.gradient(y, v)
+
+
+def finite_difference(f, x, h=1e-2):
+    return (f(x + h) - f(x - h)) / (2 * h)
+
+
 def unwatched(f, x):
     import tensorflow as tf
 
@@ -29,6 +42,8 @@ def unwatched(f, x):
     ("answer", "status", "fragment"),
     [
         (derivative, "passed", "exact derivative of 3 functions"),
+        (on_a_variable, "passed", "by tape"),
+        (lambda f, x: [derivative(f, x)], "passed", "by tape"),
         (None, "not attempted", "not attempted yet"),
         (not_written, "not attempted", "not attempted yet"),
         (raises, "failed", "raised RuntimeError: oops"),
@@ -37,6 +52,11 @@ def unwatched(f, x):
         (lambda f, x: -derivative(f, x), "failed", "is -12, expected 12"),
         (lambda f, x: 2 * derivative(f, x), "failed", "is 24, expected 12"),
         (lambda f, x: "slope", "failed", "should be a Tensor or array of numbers"),
+        (finite_difference, "failed", "evaluated f at 2.01 as well as at x = 2: that is a finite"),
+        (lambda f, x: (f(x + 1e-3) - f(x)) / 1e-3, "failed", "a finite difference"),
+        (lambda f, x: 3 * x**2, "failed", "derivative(sin(x) * x at 1.5) is 6.75"),
+        (lambda f, x: x, "failed", "is 2, expected 12"),
+        (lambda f, x: derivative(f, x + 1), "failed", "evaluated f at 3"),
     ],
 )
 def test_check_derivative(tf, answer, status, fragment):
@@ -55,6 +75,37 @@ def train_step(w, b, x, y, learning_rate, *, sign=1.0, loss_after=False):
     return tf.reduce_mean((x @ w + b - y) ** 2) if loss_after else loss
 
 
+def only_w(w, b, x, y, learning_rate):
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((x @ w + b - y) ** 2)
+    w.assign_sub(learning_rate * tape.gradient(loss, w))
+    return loss
+
+
+def summed(w, b, x, y, learning_rate):
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum((x @ w + b - y) ** 2)
+    grad_w, grad_b = tape.gradient(loss, [w, b])
+    w.assign_sub(learning_rate * grad_w)
+    b.assign_sub(learning_rate * grad_b)
+    return loss / len(x)
+
+
+def with_sgd(w, b, x, y, learning_rate):
+    import keras
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((x @ w + b - y) ** 2)
+    grads = tape.gradient(loss, [w, b])
+    keras.optimizers.SGD(learning_rate).apply(grads, [w, b])
+    return loss
+
+
 def rebinds(w, b, x, y, learning_rate):
     import tensorflow as tf
 
@@ -70,6 +121,7 @@ def rebinds(w, b, x, y, learning_rate):
     ("answer", "status", "fragment"),
     [
         (train_step, "passed", "moves w and b exactly as expected"),
+        (with_sgd, "passed", "moves w and b exactly as expected"),
         (None, "not attempted", "not attempted yet"),
         (not_written, "not attempted", "not attempted yet"),
         (raises, "failed", "raised RuntimeError"),
@@ -79,6 +131,14 @@ def rebinds(w, b, x, y, learning_rate):
         (lambda *a: train_step(*a, loss_after=True), "failed", "the returned loss"),
         (lambda *a: [train_step(*a)] * 2, "failed", "should be a scalar"),
         (lambda *a: train_step(*a) and None, "failed", "returned None"),
+        (lambda w, b, x, y, lr: train_step(w, b, x, y, 0.05), "failed", "w after one step"),
+        (only_w, "failed", "b after one step differs"),
+        (summed, "failed", "w after one step"),
+        (
+            lambda w, b, x, y, lr: train_step(w, b, y, x, lr),
+            "failed",
+            "raised InvalidArgumentError",
+        ),
     ],
 )
 def test_check_train_step(tf, answer, status, fragment):
@@ -111,6 +171,24 @@ def make_scale_with(tf, **options):
         (lambda tf: lambda: lambda v, factor: v * factor, "failed", "should return a tf.function"),
         (lambda tf: lambda: tf.function(lambda v, factor: v + factor), "failed", "differs from"),
         (lambda tf: lambda: 3.0, "failed", "returned float"),
+        (
+            lambda tf: lambda: tf.function(lambda v, factor: v * factor, reduce_retracing=True),
+            "failed",
+            "traced 2 times",
+        ),
+        (
+            lambda tf: make_scale_with(
+                tf,
+                input_signature=[tf.TensorSpec([None], tf.float64), tf.TensorSpec([], tf.float64)],
+            ),
+            "failed",
+            "raised TypeError",
+        ),
+        (
+            lambda tf: lambda: tf.function(lambda v, factor: v * 2.0),
+            "failed",
+            "off by a factor of 4",
+        ),
     ],
 )
 def test_check_make_scale(tf, make_answer, status, fragment):
@@ -125,29 +203,58 @@ def stable(x):
     return peak + tf.math.log(tf.reduce_sum(tf.exp(x - peak)))
 
 
-def wrong_gradient(tf):
+def custom(tf, backward, forward=stable):
+    """A log_sum_exp with `@tf.custom_gradient`, whose grad is `backward(upstream, x, value)`."""
+
     @tf.custom_gradient
     def log_sum_exp(x):
-        def grad(upstream):
-            return upstream * tf.ones_like(x)
-
-        return stable(x), grad
+        value = forward(x)
+        return value, lambda upstream: backward(upstream, x, value)
 
     return log_sum_exp
+
+
+def shifted(tf, by):
+    return lambda x: by(x) + tf.math.log(tf.reduce_sum(tf.exp(x - by(x))))
+
+
+def notebook_solution(tf):
+    return custom(tf, lambda upstream, x, value: upstream * tf.exp(x - value))
 
 
 @pytest.mark.parametrize(
     ("make_answer", "status", "fragment"),
     [
-        (lambda tf: stable, "passed", "gradients equal to softmax"),
-        (lambda tf: tf.reduce_logsumexp, "passed", "stable for inputs of ±1000"),
+        (lambda tf: stable, "passed", "gradients equal to upstream * softmax"),
+        (lambda tf: tf.reduce_logsumexp, "passed", "stable for inputs 2,000 apart"),
+        (notebook_solution, "passed", "stable for inputs 2,000 apart"),
         (lambda tf: None, "not attempted", "not attempted yet"),
         (lambda tf: not_written, "not attempted", "not attempted yet"),
         (lambda tf: raises, "failed", "raised RuntimeError"),
         (lambda tf: lambda x: tf.math.log(tf.reduce_sum(tf.exp(x))), "failed", "exp overflowed"),
         (lambda tf: lambda x: tf.exp(x), "failed", "should return a scalar"),
         (lambda tf: lambda x: stable(x) + 1.0, "failed", "is 4.40761, expected 3.40761"),
-        (wrong_gradient, "failed", "the gradient at [1.0, 2.0, 3.0]"),
+        (
+            lambda tf: custom(tf, lambda up, x, v: up * tf.ones_like(x)),
+            "failed",
+            "the gradient at [1.0, 2.0, 3.0] (times 2.5)",
+        ),
+        (lambda tf: custom(tf, lambda up, x, v: tf.nn.softmax(x)), "failed", "ignores `upstream`"),
+        (lambda tf: custom(tf, lambda up, x, v: tf.exp(x - v)), "failed", "ignores `upstream`"),
+        (
+            lambda tf: shifted(tf, tf.reduce_mean),
+            "failed",
+            "Subtract max(x) before exp (not the mean",
+        ),
+        (lambda tf: shifted(tf, tf.reduce_min), "failed", "exp overflowed"),
+        (
+            lambda tf: custom(tf, lambda up, x, v: up * tf.exp(x) / tf.reduce_sum(tf.exp(x))),
+            "failed",
+            "contains NaN or infinity: exp overflowed in the backward pass",
+        ),
+        (lambda tf: custom(tf, lambda up, x, v: -up * tf.nn.softmax(x)), "failed", "wrong sign"),
+        (lambda tf: custom(tf, lambda up, x, v: up), "failed", "shape (), expected (3,)"),
+        (lambda tf: lambda x: float(stable(x)), "failed", "returned float; build a Tensor"),
         (lambda tf: lambda x: tf.constant(np.log(np.exp(x.numpy()).sum())), "failed", "is None"),
     ],
 )
