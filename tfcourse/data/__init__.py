@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tfcourse.data import _mnist5k, _numwords, _registry
+from tfcourse.data import _mnist5k, _names, _numwords, _prose, _registry
 from tfcourse.data._registry import Columns, DatasetError, DatasetSpec, datasets_dir
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ __all__ = [
     "verify",
 ]
 
-_SPECS = {s.name: s for s in (_mnist5k.SPEC, _numwords.SPEC)}
+_SPECS = {s.name: s for s in (_mnist5k.SPEC, _names.SPEC, _numwords.SPEC, _prose.SPEC)}
 
 
 def names() -> list[str]:
@@ -93,23 +93,30 @@ def load(name: str, split: str = "train", *, as_supervised: bool = False) -> tf.
     Args:
         name: A dataset name from `names()`, for example ``"mnist5k"``.
         split: One of the dataset's splits.
-        as_supervised: Yield ``(input, target)`` tuples, as ``tfds.load`` does, instead of dicts.
+        as_supervised: Yield ``(input, target)`` tuples, as ``tfds.load`` does, instead of dicts;
+            not for a dataset without a target, such as ``"prose"``.
 
     Returns:
         A dataset of dicts of features (``{"image": ..., "label": ...}``), or of tuples.
 
     Raises:
-        ValueError: For an unknown dataset or split.
+        ValueError: For an unknown dataset or split, or `as_supervised` without a target.
         DatasetError: If a file is missing or corrupted; the message names the file and the fix.
 
     Introduced in `00_welcome_and_setup`.
     """
     import tensorflow as tf
 
+    keys = spec(name).supervised_keys
+    if as_supervised and keys is None:
+        raise ValueError(
+            f"{name} has no (input, target) pair, so as_supervised=True does not apply; "
+            "load it without it and make the targets yourself"
+        )
     columns = load_numpy(name, split)
     dataset = tf.data.Dataset.from_tensor_slices(columns)
-    if as_supervised:
-        inputs, targets = spec(name).supervised_keys
+    if as_supervised and keys is not None:
+        inputs, targets = keys
         dataset = dataset.map(lambda example: (example[inputs], example[targets]))
     return dataset
 
@@ -125,26 +132,46 @@ def prepare(name: str, *, update_checksums: bool = False) -> Path:
         The dataset's folder.
 
     Raises:
-        DatasetError: If the rebuilt files do not match the recorded checksums.
+        DatasetError: If the source package is missing, or the rebuilt files do not match the
+            recorded checksums; the message names the source the files were made with.
     """
     chosen = spec(name)
     folder = datasets_dir() / name
     with tempfile.TemporaryDirectory() as scratch:
         built = Path(scratch)
-        chosen.build(built)
+        try:
+            chosen.build(built)
+        except ImportError as error:
+            raise DatasetError(
+                f"{name} is built from {chosen.made_with}, but {error.name or 'it'} is not "
+                f"installed ({error}). Install the versions pinned in pyproject.toml."
+            ) from error
         if not update_checksums:
-            expected = _registry.recorded_checksums(folder)
-            for file in chosen.files:
-                if (actual := _registry.sha256(built / file)) != expected.get(file):
-                    raise DatasetError(
-                        f"rebuilt {file} has SHA-256 {actual[:12]}…, but {folder / 'SHA256SUMS'} "
-                        f"records {expected.get(file, 'nothing')[:12]}…: the installed source "
-                        "package produces different data. Install the versions pinned in "
-                        "pyproject.toml, or accept the new data with --update-checksums."
-                    )
+            _check_rebuilt(chosen, built, folder)
         folder.mkdir(parents=True, exist_ok=True)
         for file in chosen.files:
             shutil.copyfile(built / file, folder / file)
     if update_checksums:
         _registry.write_checksums(folder, chosen.files)
     return folder
+
+
+def _check_rebuilt(chosen: DatasetSpec, built: Path, folder: Path) -> None:
+    """Raise a `DatasetError` if a rebuilt file differs from its recorded checksum."""
+    expected = _registry.recorded_checksums(folder)
+    for file in chosen.files:
+        if (actual := _registry.sha256(built / file)) == expected.get(file):
+            continue
+        source = chosen.source()
+        why = (
+            f"the files were made with {chosen.made_with}, but this is {source}, which produces "
+            f"different data. Rebuild with {chosen.made_with}"
+            if source != chosen.made_with
+            else f"the installed source ({source}) produces different data. Install the versions "
+            "pinned in pyproject.toml"
+        )
+        raise DatasetError(
+            f"rebuilt {file} has SHA-256 {actual[:12]}…, but {folder / 'SHA256SUMS'} records "
+            f"{expected.get(file, 'nothing')[:12]}…: {why}, or accept the new data with "
+            "--update-checksums."
+        )

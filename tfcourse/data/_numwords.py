@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfcourse.data._registry import Columns, DatasetError, DatasetSpec
+from tfcourse.data._registry import Columns, DatasetError, DatasetSpec, package_version
 
 #: Latin, Latin with diacritics, Cyrillic, Arabic (right to left) and Japanese kanji.
 LANGUAGES = ("en", "fr", "de", "es", "tr", "ru", "ar", "ja")
@@ -82,4 +82,6 @@ SPEC = DatasetSpec(
     supervised_keys=("text", "number"),
     build=build,
     read=read,
+    made_with="num2words 0.5.14",
+    source=lambda: package_version("num2words"),
 )

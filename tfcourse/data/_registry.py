@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
+import platform
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,18 +34,38 @@ class DatasetSpec:
         summary: One line for listings.
         files: The prepared files, relative to the dataset's folder.
         splits: The split names, in order.
-        supervised_keys: The (input, target) features that ``as_supervised=True`` returns.
+        supervised_keys: The (input, target) features that ``as_supervised=True`` returns, or None
+            for a dataset without a target (the text of a language model).
         build: Writes the prepared files into a folder, from data an installed package ships.
         read: Reads one split from a folder into NumPy columns, one array per feature.
+        made_with: The source the committed files were built from, for example ``"faker 40.63.0"``.
+        source: What this environment would build them from now, in the same words as `made_with`.
+        classes: The class names of the ``label`` feature, in label order; empty if there is none.
     """
 
     name: str
     summary: str
     files: tuple[str, ...]
     splits: tuple[str, ...]
-    supervised_keys: tuple[str, str]
+    supervised_keys: tuple[str, str] | None
     build: Callable[[Path], None]
     read: Callable[[Path, str], Columns]
+    made_with: str
+    source: Callable[[], str]
+    classes: tuple[str, ...] = ()
+
+
+def package_version(distribution: str) -> str:
+    """A source package and its installed version, for example ``"faker 40.63.0"``."""
+    try:
+        return f"{distribution} {importlib.metadata.version(distribution)}"
+    except importlib.metadata.PackageNotFoundError:
+        return f"{distribution} (not installed)"
+
+
+def python_version() -> str:
+    """This interpreter's version, for example ``"Python 3.11.7"``."""
+    return f"Python {platform.python_version()}"
 
 
 def datasets_dir() -> Path:

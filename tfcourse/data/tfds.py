@@ -1,6 +1,7 @@
 """TFDS builders for the embedded datasets, so `tfds.load(name, try_gcs=False)` works offline.
 
-Importing this module registers ``mnist5k`` and ``numwords`` with TensorFlow Datasets. Each builder
+Importing this module registers ``mnist5k``, ``names``, ``numwords`` and ``prose`` with TensorFlow
+Datasets. Each builder
 reads the same checksummed files as `tfcourse.data.load`, so both routes give the same examples.
 Introduced in `02_tf_data`.
 """
@@ -14,9 +15,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from tfcourse import data
-from tfcourse.data import _mnist5k, _numwords
+from tfcourse.data import _mnist5k, _names, _numwords, _prose
 
-__all__ = ["Mnist5k", "Numwords"]
+__all__ = ["Mnist5k", "Names", "Numwords", "Prose"]
 
 
 class _EmbeddedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -84,4 +85,30 @@ class Numwords(_EmbeddedBuilder):
                 "lang": tfds.features.ClassLabel(names=list(_numwords.LANGUAGES)),
                 "text": tfds.features.Text(),
             }
+        )
+
+
+class Names(_EmbeddedBuilder):
+    """Names: real surnames from ten locales, labelled with their locale."""
+
+    NAME_IN_COURSE = _names.SPEC.name
+
+    def _features(self) -> tfds.features.FeaturesDict:
+        return tfds.features.FeaturesDict(
+            {
+                "name": tfds.features.Text(),
+                "locale": tfds.features.Text(),
+                "label": tfds.features.ClassLabel(names=list(_names.LOCALES)),
+            }
+        )
+
+
+class Prose(_EmbeddedBuilder):
+    """Prose: Python's help topics, one English document per topic."""
+
+    NAME_IN_COURSE = _prose.SPEC.name
+
+    def _features(self) -> tfds.features.FeaturesDict:
+        return tfds.features.FeaturesDict(
+            {"topic": tfds.features.Text(), "text": tfds.features.Text()}
         )
