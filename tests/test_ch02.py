@@ -12,12 +12,25 @@ from tfcourse.exercises import ch02
 
 # 02.1 make_pipeline ------------------------------------------------------------------------------
 def pipeline(
-    tf, images, labels, *, scale=255.0, shuffle="examples", drop=True, batch=32, dtype=None
+    tf,
+    images,
+    labels,
+    *,
+    scale=255.0,
+    shuffle="examples",
+    drop=True,
+    batch=32,
+    dtype=None,
+    buffer=None,
+    seed=1,
+    pixels=None,
 ):
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if shuffle == "examples":
-        dataset = dataset.shuffle(len(images), seed=1)
+        dataset = dataset.shuffle(buffer or len(images), seed=seed)
     dataset = dataset.map(lambda x, y: (tf.cast(x, dtype or tf.float32) / scale, y))
+    if pixels is not None:
+        dataset = dataset.map(lambda x, y: (pixels(x), y))
     if batch:
         dataset = dataset.batch(batch, drop_remainder=drop)
     if shuffle == "batches":
@@ -25,10 +38,60 @@ def pipeline(
     return dataset
 
 
+def shuffled_apart(tf, images, labels):
+    """Images and labels each shuffled by their own dataset, then zipped: the pairs are broken."""
+    xs = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images), seed=1)
+    ys = tf.data.Dataset.from_tensor_slices(labels).shuffle(len(labels), seed=2)
+    dataset = tf.data.Dataset.zip(xs, ys).map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y))
+    return dataset.batch(32, drop_remainder=True)
+
+
 @pytest.mark.parametrize(
     ("make_answer", "status", "fragment"),
     [
-        (lambda tf: lambda x, y: pipeline(tf, x, y), "passed", "shuffled before batching"),
+        (lambda tf: lambda x, y: pipeline(tf, x, y), "passed", "shuffled over the whole dataset"),
+        (lambda tf: lambda x, y: pipeline(tf, x, y).prefetch(2), "passed", "with a seed"),
+        (lambda tf: lambda x, y: shuffled_apart(tf, x, y), "failed", "with another image's label"),
+        (
+            lambda tf: lambda x, y: pipeline(tf, x, y, scale=255.0 * 255.0),
+            "failed",
+            "you divided by 255 twice",
+        ),
+        (
+            lambda tf: lambda x, y: pipeline(tf, x, y, scale=127.5, pixels=lambda v: v - 1),
+            "failed",
+            "not [-1, 1]",
+        ),
+        (
+            lambda tf: lambda x, y: pipeline(tf, x, y, pixels=lambda v: v * 0),
+            "failed",
+            "every pixel of every image is 0",
+        ),
+        (
+            lambda tf: lambda x, y: pipeline(tf, x, y, pixels=lambda v: v * float("nan")),
+            "failed",
+            "its images contains NaN",
+        ),
+        (
+            lambda tf: lambda x, y: pipeline(tf, x, y, pixels=lambda v: tf.transpose(v, [1, 0, 2])),
+            "failed",
+            "transposed",
+        ),
+        (lambda tf: lambda x, y: pipeline(tf, x, y, buffer=10), "failed", "barely shuffled"),
+        (lambda tf: lambda x, y: pipeline(tf, x, y, seed=None), "failed", "pass a seed"),
+        (
+            lambda tf: lambda x, y: pipeline(tf, x, y, pixels=lambda v: 1.0 - v),
+            "failed",
+            "are not any input image divided by 255",
+        ),
+        (lambda tf: lambda x, y: pipeline(tf, x, y).repeat(), "failed", "remove `repeat()`"),
+        (lambda tf: lambda x, y: pipeline(tf, x, y).repeat(2), "failed", "more than 3 elements"),
+        (lambda tf: lambda x, y: pipeline(tf, x, y).take(2), "failed", "one pass gave 2 batches"),
+        (
+            lambda tf: lambda x, y: pipeline(tf, x, y, pixels=lambda v: v / 2),
+            "failed",
+            "not the input images divided by 255",
+        ),
         (lambda tf: None, "not attempted", "not attempted yet"),
         (lambda tf: not_written, "not attempted", "not attempted yet"),
         (lambda tf: raises, "failed", "raised RuntimeError"),
@@ -65,11 +128,11 @@ def test_check_make_pipeline(tf, make_answer, status, fragment):
 
 # 02.2 example round trip -------------------------------------------------------------------------
 def example_of(tf, image, label, *, label_kind="int64"):
-    label_feature = (
-        tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))
-        if label_kind == "int64"
-        else tf.train.Feature(float_list=tf.train.FloatList(value=[label]))
-    )
+    label_feature = {
+        "int64": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+        "twice": tf.train.Feature(int64_list=tf.train.Int64List(value=[label, label])),
+        "float": tf.train.Feature(float_list=tf.train.FloatList(value=[label])),
+    }[label_kind]
     return tf.train.Example(
         features=tf.train.Features(
             feature={
@@ -148,6 +211,32 @@ def read_example(tf, serialized, *, shape=(28, 28, 1), dtype=None):
             "failed",
             "parsed label 0",
         ),
+        (
+            lambda tf: (lambda i, n: example_of(tf, i.astype("int64"), n), raises),
+            "failed",
+            "holds 6272 bytes, expected 784",
+        ),
+        (
+            lambda tf: (lambda i, n: example_of(tf, i, n, label_kind="twice"), raises),
+            "failed",
+            "feature 'label' holds 2 values",
+        ),
+        (lambda tf: (lambda i, n: tf.train.Example(), raises), "failed", "has no feature 'image'"),
+        (
+            lambda tf: (lambda i, n: example_of(tf, i, n), lambda s: list(read_example(tf, s))),
+            "passed",
+            "read back identical",
+        ),
+        (
+            lambda tf: (lambda i, n: example_of(tf, i, n), lambda s: {"image": s}),
+            "failed",
+            "should return (image, label), but returned a dict",
+        ),
+        (
+            lambda tf: (lambda i, n: example_of(tf, i, n), lambda s: read_example(tf, s[:-1])),
+            "failed",
+            "parse raised",
+        ),
     ],
 )
 def test_check_example_round_trip(tf, tmp_path, make_answers, status, fragment):
@@ -157,12 +246,12 @@ def test_check_example_round_trip(tf, tmp_path, make_answers, status, fragment):
 
 
 # 02.3 bucket_batches -----------------------------------------------------------------------------
-def bucket(tf, dataset, width=4):
+def bucket(tf, dataset, width=4, batch=32):
     bounds = list(range(width, 48, width))
     return dataset.bucket_by_sequence_length(
         lambda s: tf.shape(s)[0],
         bucket_boundaries=bounds,
-        bucket_batch_sizes=[32] * (len(bounds) + 1),
+        bucket_batch_sizes=[batch] * (len(bounds) + 1),
     )
 
 
@@ -186,8 +275,24 @@ def bucket(tf, dataset, width=4):
         (
             lambda tf: lambda ds: bucket(tf, ds).take(10),
             "failed",
-            "every sequence must appear once",
+            "hold 320 sequences, but the dataset has 2,000",
         ),
+        (lambda tf: lambda ds: ds.padded_batch(1), "failed", "1.0 sequences on average"),
+        (lambda tf: lambda ds: ds.batch(1), "failed", "tiny batches cut padding"),
+        (lambda tf: lambda ds: bucket(tf, ds, batch=4), "failed", "on average"),
+        (lambda tf: lambda ds: bucket(tf, ds).repeat(), "failed", "never ends"),
+        (lambda tf: lambda ds: ds.repeat(2).padded_batch(32), "failed", "hold 4,000 sequences"),
+        (
+            lambda tf: lambda ds: ds.map(lambda s: s + 1).padded_batch(32),
+            "failed",
+            "as many as the dataset, but 2,000 of them come out changed",
+        ),
+        (
+            lambda tf: lambda ds: ds.padded_batch(32, padding_values=tf.constant(1, tf.int64)),
+            "failed",
+            "pad only with 0",
+        ),
+        (lambda tf: lambda ds: bucket(tf, ds, width=16), "failed", "of the entries are padding"),
         (lambda tf: lambda ds: ds.ragged_batch(32), "failed", "ragged"),
         (
             lambda tf: lambda ds: ds.padded_batch(64),
@@ -195,6 +300,7 @@ def bucket(tf, dataset, width=4):
             "holds 64 sequences; the limit is 32",
         ),
         (lambda tf: lambda ds: ds.map(lambda s: s[:10]).padded_batch(8), "failed", "whole"),
+        (lambda tf: lambda ds: bucket(tf, ds).unbatch().padded_batch(32), "passed", "padding"),
         (lambda tf: lambda ds: ds, "failed", "should be 2-D"),
         (lambda tf: lambda ds: "batches", "failed", "should return a tf.data.Dataset"),
     ],
@@ -250,13 +356,25 @@ def baseline(tf):
     )
 
 
-def fast(tf, *, keep=None):
+def augment(tf, record, label):
+    """A random step: it appends a random digit to the record, and keeps the label."""
+    digit = tf.strings.as_string(tf.random.uniform([], maxval=10, dtype=tf.int64))
+    return tf.strings.join([record, digit]), label
+
+
+def fast(tf, *, keep=None, read=True, late_cache=None):
     def make(paths):
         records = tf.data.Dataset.from_tensor_slices(paths).interleave(
             tf.data.TFRecordDataset, cycle_length=4, num_parallel_calls=4
         )
-        records = records.map(lambda r: slow_read(tf, r), num_parallel_calls=16).cache()
-        dataset = records.map(lambda r: to_pair(tf, r)).batch(8).prefetch(2)
+        if read:
+            records = records.map(lambda r: slow_read(tf, r), num_parallel_calls=16)
+        if late_cache == "shuffle":
+            records = records.shuffle(64)
+        dataset = records.cache().map(lambda r: to_pair(tf, r))
+        if late_cache == "augment":
+            dataset = records.map(lambda r: to_pair(tf, r)).map(lambda *p: augment(tf, *p)).cache()
+        dataset = dataset.batch(8).prefetch(2)
         return dataset.take(keep) if keep else dataset
 
     return make
@@ -286,7 +404,13 @@ def parallel_only(tf):
         (lambda tf: baseline(tf), "failed", "the goal is 3x. Read shards and map in parallel"),
         (lambda tf: fast(tf, keep=3), "failed", "it must produce the same examples"),
         (lambda tf: lambda paths: fast(tf)(paths).unbatch(), "failed", "but the baseline yields"),
-        (lambda tf: lambda paths: None, "failed", "should return a tf.data.Dataset, not NoneType"),
+        (lambda tf: lambda paths: None, "failed", "returned None; did you forget a `return`?"),
+        (lambda tf: lambda paths: 42, "failed", "should return a tf.data.Dataset, not int"),
+        (lambda tf: fast(tf, read=False), "failed", "never calls slow_read"),
+        (lambda tf: fast(tf, late_cache="augment"), "failed", "cache() after a random step"),
+        (lambda tf: fast(tf, late_cache="shuffle"), "failed", "cache() after a random step"),
+        (lambda tf: lambda paths: fast(tf)(paths).repeat(), "failed", "never ends"),
+        (lambda tf: lambda paths: fast(tf)(paths + paths), "failed", "gave 128 examples"),
     ],
 )
 def test_check_fast_pipeline(tf, shards, nondeterministic, make_answer, status, fragment):
