@@ -25,17 +25,30 @@ def two_headed(
     answer_activation=None,
     digit_from="image",
     image_name="image",
+    features_activation="relu",
+    joint_activation="relu",
+    pooling="average",
+    question_first=False,
+    as_dict=False,
 ):
     layers = keras.layers
     image = keras.Input((28, 28, 1), name=image_name)
     question = keras.Input(question_shape, dtype=question_dtype, name="question")
-    features = layers.Dense(64, activation="relu", name="image_features")(layers.Flatten()(image))
-    words = layers.GlobalAveragePooling1D()(layers.Embedding(20, embedding_dim)(question))
-    joint = layers.Dense(64, activation="relu", name="joint")(
-        layers.Concatenate()([features, words])
+    features = layers.Dense(64, activation=features_activation, name="image_features")(
+        layers.Flatten()(image)
+    )
+    pool = layers.GlobalAveragePooling1D() if pooling == "average" else layers.GlobalMaxPooling1D()
+    words = pool(layers.Embedding(20, embedding_dim)(question))
+    branches = [words, features] if question_first else [features, words]
+    joint = layers.Dense(64, activation=joint_activation, name="joint")(
+        layers.Concatenate()(branches)
     )
     answer = layers.Dense(answer_units, activation=answer_activation, name="answer")(joint)
     digit = layers.Dense(10, name="digit")(features if digit_from == "image" else joint)
+    if as_dict:  # the notebook's solution passes dicts
+        return keras.Model(
+            {"image": image, "question": question}, {"answer": answer, "digit": digit}
+        )
     return keras.Model([image, question], [answer, digit])
 
 
@@ -66,8 +79,23 @@ def two_headed(
         (
             lambda k: lambda: two_headed(k, answer_activation="softmax"),
             "failed",
-            "applies 'softmax'",
+            "gives probabilities (softmax)",
         ),
+        (lambda k: lambda: two_headed(k, answer_activation="sigmoid"), "failed", "never negative"),
+        (lambda k: lambda: two_headed(k, question_first=True), "passed", "wired as specified"),
+        (lambda k: lambda: two_headed(k, as_dict=True), "passed", "wired as specified"),
+        (
+            lambda k: lambda: two_headed(k, features_activation=None),
+            "failed",
+            "image_features has no ReLU",
+        ),
+        (lambda k: lambda: two_headed(k, joint_activation=None), "failed", "joint has no ReLU"),
+        (
+            lambda k: lambda: two_headed(k, joint_activation="tanh"),
+            "failed",
+            "the spec's model computes other outputs",
+        ),
+        (lambda k: lambda: two_headed(k, pooling="max"), "failed", "pools with the maximum"),
         (
             lambda k: lambda: two_headed(k, embedding_dim=32),
             "failed",
@@ -146,6 +174,11 @@ def unwritten_recorder(keras):
             lambda k: type("Crashes", (recorder_class(k),), {"on_epoch_end": raises}),
             "failed",
             "raised RuntimeError",
+        ),
+        (
+            lambda k: type("Broken", (recorder_class(k),), {"batch_losses": property(raises)}),
+            "failed",
+            "raised AttributeError",
         ),
     ],
 )
@@ -280,6 +313,12 @@ def classifier_class(
                 gradients, _ = tf.clip_by_global_norm(gradients, self.clip_norm)
             elif clip == "per_tensor":
                 gradients = [tf.clip_by_norm(g, self.clip_norm) for g in gradients]
+            elif clip == "fixed":
+                gradients, _ = tf.clip_by_global_norm(gradients, 1.0)
+            elif clip == "value":
+                gradients = [
+                    tf.clip_by_value(g, -self.clip_norm, self.clip_norm) for g in gradients
+                ]
             if apply:
                 self.optimizer.apply(gradients, self.trainable_variables)
             self.loss_tracker.update_state(loss)
@@ -318,6 +357,8 @@ def unwritten_classifier(keras, tf):
             "clipped on its own",
         ),
         (lambda k, tf: classifier_class(k, tf, apply=False), "failed", "did not change"),
+        (lambda k, tf: classifier_class(k, tf, clip="fixed"), "failed", "differ from a correct"),
+        (lambda k, tf: classifier_class(k, tf, clip="value"), "failed", "were not clipped"),
         (
             lambda k, tf: classifier_class(k, tf, metrics=("loss",)),
             "failed",

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from tfcourse.exercises._framework import Wrong, check
-from tfcourse.exercises._learner import call
+from tfcourse.exercises._learner import call, learner_code
 from tfcourse.exercises._samples import mnist_sample
 
 __all__ = [
@@ -57,44 +57,66 @@ def _expect_io(found: dict[str, Any], expected: dict[str, tuple[Any, ...]], what
 
 @check("03.1", "a functional model to a spec")
 def check_build_model(build_model: Callable[[], Any]) -> str:
-    """Check `build_model()` against the two-input, two-output spec of the exercise."""
+    """Check `build_model()` against the two-input, two-output spec of the exercise.
+
+    Beyond names, shapes and the parameter count, the check copies your weights into the spec's
+    model and compares outputs, so a missing ReLU or another pooling is found too.
+    """
     import keras
 
     model = call(build_model, name="build_model")
     if not isinstance(model, keras.Model):
         raise Wrong(f"build_model should return a keras.Model, not {type(model).__name__}")
-    inputs = _named(model.inputs, [t.name for t in model.inputs], "inputs")
+    with learner_code("reading your model's inputs and outputs"):
+        inputs = _named(model.inputs, [t.name for t in model.inputs], "inputs")
+        outputs = _named(model.outputs, list(model.output_names), "outputs")
+        params = int(model.count_params())
     _expect_io(inputs, {"image": (None, 28, 28, 1), "question": (None, 8)}, "inputs")
     if "int" not in str(inputs["question"].dtype):
         raise Wrong(
             f"input 'question' has dtype {inputs['question'].dtype}; token ids are integers: "
             'keras.Input((8,), dtype="int32", name="question").'
         )
-    outputs = _named(model.outputs, list(model.output_names), "outputs")
     _expect_io(outputs, {"answer": (None, 2), "digit": (None, 10)}, "outputs")
-    for name in outputs:
-        activation = model.get_layer(name).get_config().get("activation")
-        if activation != "linear":
-            raise Wrong(
-                f"output {name!r} applies {activation!r}; the spec asks for logits "
-                "(no activation): the loss uses from_logits=True."
-            )
     expected = sum(MODEL_SPEC_PARAMS.values())
-    if model.count_params() != expected:
+    if params != expected:
         counts = {layer.name: layer.count_params() for layer in model.layers if layer.weights}
         raise Wrong(
-            f"it has {model.count_params():,} parameters, expected {expected:,}. Yours, layer "
+            f"it has {params:,} parameters, expected {expected:,}. Yours, layer "
             f"by layer: {counts}; the spec's: {MODEL_SPEC_PARAMS}."
         )
-    _expect_wiring(model)
+    images, questions = _model_inputs()
+    predicted = _predict(model, images, questions)
+    _expect_logits(predicted)
+    _expect_wiring(model, images)
+    _expect_spec_outputs(model, predicted, images, questions)
     return f"two named inputs, two logit outputs, {expected:,} parameters, wired as specified."
 
 
-def _expect_wiring(model: Any) -> None:
+def _model_inputs() -> tuple[np.ndarray, np.ndarray]:
+    images = mnist_sample(6)[0].astype("float32") / 255.0
+    questions = np.random.default_rng(0).integers(0, 20, size=(6, 8))
+    return images, questions
+
+
+def _expect_logits(outputs: dict[str, np.ndarray]) -> None:
+    for name, values in outputs.items():
+        if np.allclose(values.sum(axis=-1), 1.0, atol=1e-4) and values.min() >= 0:
+            raise Wrong(
+                f"output {name!r} gives probabilities (softmax); the spec asks for logits "
+                "(no activation): the loss uses from_logits=True."
+            )
+        if values.min() >= 0:
+            raise Wrong(
+                f"output {name!r} is never negative, so it applies an activation; the spec asks "
+                "for logits (no activation): the loss uses from_logits=True."
+            )
+
+
+def _expect_wiring(model: Any, images: np.ndarray) -> None:
     """`digit` must depend on the image only; `answer` on the image and the question."""
-    images = mnist_sample(4)[0].astype("float32") / 255.0
-    rng = np.random.default_rng(0)
-    first, second = (_predict(model, images, rng.integers(1, 20, size=(4, 8))) for _ in range(2))
+    rng = np.random.default_rng(1)
+    first, second = (_predict(model, images, rng.integers(1, 20, size=(6, 8))) for _ in range(2))
     if not np.allclose(first["digit"], second["digit"]):
         raise Wrong(
             "'digit' changes when only the question changes: connect it to image_features, "
@@ -105,10 +127,101 @@ def _expect_wiring(model: Any) -> None:
 
 
 def _predict(model: Any, images: np.ndarray, questions: np.ndarray) -> dict[str, np.ndarray]:
-    outputs = model.predict({"image": images, "question": questions}, verbose=0)
-    if isinstance(outputs, dict):
-        return outputs
-    return dict(zip(model.output_names, outputs, strict=True))
+    with learner_code("your model, called on images and questions"):
+        outputs = model.predict({"image": images, "question": questions}, verbose=0)
+        if not isinstance(outputs, dict):
+            outputs = dict(zip(model.output_names, outputs, strict=True))
+        return {name: np.asarray(value, np.float64) for name, value in outputs.items()}
+
+
+#: Exercise 03.1: each layer of the spec, known by the shape of its first weight.
+_SPEC_ROLES = {
+    (784, 64): "image_features",
+    (20, 16): "embedding",
+    (80, 64): "joint",
+    (64, 2): "answer",
+    (64, 10): "digit",
+}
+_SPEC_MISTAKES = {
+    'image_features has no ReLU: pass activation="relu"': {"features": None},
+    'joint has no ReLU: pass activation="relu"': {"joint": None},
+    "the question branch pools with the maximum; the spec's is GlobalAveragePooling1D": {
+        "pooling": "max"
+    },
+}
+
+
+def _expect_spec_outputs(
+    model: Any, predicted: dict[str, np.ndarray], images: np.ndarray, questions: np.ndarray
+) -> None:
+    """Your weights in the spec's model (either order of concatenation) give your outputs."""
+    with learner_code("reading your model's weights"):
+        weights = _weights_by_role(model)
+    if weights is None:
+        return  # the parameter count matched; the layers are shaped in a way the roles miss
+    if _matches_variant(weights, predicted, images, questions, {}):
+        return
+    for mistake, options in _SPEC_MISTAKES.items():
+        if _matches_variant(weights, predicted, images, questions, options):
+            raise Wrong(f"{mistake}.")
+    raise Wrong(
+        "with your weights, the spec's model computes other outputs than yours: check each "
+        "layer's activation, the pooling and the wiring against the spec."
+    )
+
+
+def _weights_by_role(model: Any) -> dict[str, list[np.ndarray]] | None:
+    roles: dict[str, list[np.ndarray]] = {}
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if weights:
+            role = _SPEC_ROLES.get(tuple(weights[0].shape))
+            if role is None or role in roles:
+                return None
+            roles[role] = weights
+    return roles if len(roles) == len(_SPEC_ROLES) else None
+
+
+def _matches_variant(
+    weights: dict[str, list[np.ndarray]],
+    predicted: dict[str, np.ndarray],
+    images: np.ndarray,
+    questions: np.ndarray,
+    options: dict[str, Any],
+) -> bool:
+    for question_first in (False, True):
+        reference = _spec_model(question_first=question_first, **options)
+        for role, values in weights.items():
+            reference.get_layer(role).set_weights(values)
+        expected = reference.predict({"image": images, "question": questions}, verbose=0)
+        if all(np.allclose(predicted[k], expected[k], rtol=1e-4, atol=1e-5) for k in expected):
+            return True
+    return False
+
+
+def _spec_model(
+    *, features: str | None = "relu", joint: str | None = "relu", pooling: str = "average",
+    question_first: bool = False,
+) -> Any:  # fmt: skip
+    """The exercise's model, or a variant of it with one of the usual mistakes."""
+    import keras
+
+    layers = keras.layers
+    image = keras.Input((28, 28, 1), name="image")
+    question = keras.Input((8,), dtype="int32", name="question")
+    image_features = layers.Dense(64, activation=features, name="image_features")
+    seen = image_features(layers.Flatten()(image))
+    pool = layers.GlobalAveragePooling1D() if pooling == "average" else layers.GlobalMaxPooling1D()
+    words = pool(layers.Embedding(20, 16, name="embedding")(question))
+    branches = [words, seen] if question_first else [seen, words]
+    mixed = layers.Dense(64, activation=joint, name="joint")(layers.Concatenate()(branches))
+    return keras.Model(
+        {"image": image, "question": question},
+        {
+            "answer": layers.Dense(2, name="answer")(mixed),
+            "digit": layers.Dense(10, name="digit")(seen),
+        },
+    )
 
 
 # 03.2 -------------------------------------------------------------------------------------------
@@ -130,13 +243,14 @@ def _reference_recorder() -> Any:
 
 
 def _recorded(recorder: Any, name: str) -> np.ndarray:
-    values = getattr(recorder, name, None)
-    if values is None:
-        raise Wrong(f"the callback has no attribute {name!r}; fill a list self.{name}.")
-    try:
-        return np.array([float(value) for value in values])
-    except (TypeError, ValueError) as error:
-        raise Wrong(f"self.{name} should be a list of numbers: {error}") from error
+    with learner_code(f"reading self.{name} of your callback"):
+        values = getattr(recorder, name, None)
+        if values is None:
+            raise Wrong(f"the callback has no attribute {name!r}; fill a list self.{name}.")
+        try:
+            return np.array([float(value) for value in values])
+        except (TypeError, ValueError) as error:
+            raise Wrong(f"self.{name} should be a list of numbers: {error}") from error
 
 
 def _fit_with(recorders: list[Any], epochs: int) -> None:
@@ -205,17 +319,25 @@ def check_loss_history(loss_history: type) -> str:
 
 
 # 03.3 -------------------------------------------------------------------------------------------
+#: Seconds the notebook's own make_run() and train() may take inside check 03.3.
+_NOTEBOOK_SECONDS = 600.0
+
+
 def _finished(make_run: Callable[[], Any], train: Callable[..., Any], start: str | None) -> Any:
-    run = make_run()
-    if start is not None:
-        run.restore(start).assert_consumed()
-    train(run, 30)
+    with learner_code("the notebook's make_run() and train()", seconds=_NOTEBOOK_SECONDS):
+        run = make_run()
+        if start is not None:
+            run.restore(start).assert_consumed()
+        train(run, 30)
     return run
 
 
 def _max_difference(run: Any, other: Any) -> float:
-    pairs = zip(run.model.get_weights(), other.model.get_weights(), strict=True)
-    return max(float(np.abs(a - b).max()) for a, b in pairs)
+    with learner_code("comparing the weights of your run's model"):
+        pairs = list(zip(run.model.get_weights(), other.model.get_weights(), strict=True))
+        if any(a.shape != b.shape for a, b in pairs):
+            raise Wrong("its model's weights have other shapes: return make_run()'s Checkpoint.")
+        return max(float(np.abs(a - b).max()) for a, b in pairs)
 
 
 @check("03.3", "resume from a checkpoint")
@@ -232,14 +354,8 @@ def check_resume(
     writes checkpoints at steps 5, 10 and 15 with a 10x larger learning rate, so that a resume
     that ignores them ends elsewhere.
     """
-    import tensorflow as tf
-
     directory = Path(folder) / "check_resume"
-    shutil.rmtree(directory, ignore_errors=True)
-    stopped = make_run()
-    stopped.optimizer.learning_rate = 10 * float(stopped.optimizer.learning_rate)
-    manager = tf.train.CheckpointManager(stopped, str(directory), max_to_keep=None)
-    train(stopped, 15, manager=manager, every=5)
+    manager = _stopped_run(make_run, train, directory)
     expected = _finished(make_run, train, manager.latest_checkpoint)
     from_scratch = _finished(make_run, train, None)
     run = call(resume, str(directory), 30, name="resume")
@@ -254,6 +370,19 @@ def check_resume(
     )
 
 
+def _stopped_run(make_run: Callable[[], Any], train: Callable[..., Any], directory: Path) -> Any:
+    """A run trained to step 15 with a 10x learning rate, checkpointed every 5 steps."""
+    import tensorflow as tf
+
+    shutil.rmtree(directory, ignore_errors=True)
+    with learner_code("the notebook's make_run() and train()", seconds=_NOTEBOOK_SECONDS):
+        stopped = make_run()
+        stopped.optimizer.learning_rate = 10 * float(stopped.optimizer.learning_rate)
+        manager = tf.train.CheckpointManager(stopped, str(directory), max_to_keep=None)
+        train(stopped, 15, manager=manager, every=5)
+    return manager
+
+
 def _expect_run(run: Any, directory: Path) -> None:
     import tensorflow as tf
 
@@ -263,17 +392,28 @@ def _expect_run(run: Any, directory: Path) -> None:
         )
     if not all(hasattr(run, name) for name in ("model", "step")):
         raise Wrong("it returned a Checkpoint without model and step: return make_run()'s.")
-    step = int(run.step)
+    with learner_code("reading your run's step counter"):
+        step = int(run.step)
     if step == 45:
         raise Wrong("it trained 30 more steps after step 15; train until run.step reaches 30.")
     if step != 30:
         raise Wrong(f"its step counter ends at {step}; train until run.step reaches 30.")
     latest = tf.train.latest_checkpoint(str(directory))
-    if int(tf.train.load_variable(latest, "step/.ATTRIBUTES/VARIABLE_VALUE")) != 30:
+    with learner_code("reading the newest checkpoint in the folder"):
+        saved = None if latest is None else _saved_step(latest)
+    if saved != 30:
         raise Wrong(
             "the newest checkpoint in the folder is not at step 30: save one when training ends "
             "(manager.save(checkpoint_number=run.step)), or a later crash loses the work."
         )
+
+
+def _saved_step(path: str) -> int | None:
+    import tensorflow as tf
+
+    names = {name for name, _ in tf.train.list_variables(path)}
+    key = "step/.ATTRIBUTES/VARIABLE_VALUE"
+    return int(tf.train.load_variable(path, key)) if key in names else None
 
 
 # 03.4 -------------------------------------------------------------------------------------------
@@ -344,7 +484,8 @@ def check_clipped_classifier(classifier: type) -> str:
     reference(x)
     if np.shape(call(model, x, name="calling your model")) != (2, 10):
         raise Wrong("called on 2 images, it should return logits of shape (2, 10).")
-    shapes = [w.shape for w in model.get_weights()]
+    with learner_code("reading your model's weights"):
+        shapes = [w.shape for w in model.get_weights()]
     initial = reference.get_weights()
     if shapes != [w.shape for w in initial]:
         raise Wrong(f"its weights have shapes {shapes}; expected Dense(64) then Dense(10).")
@@ -352,8 +493,9 @@ def check_clipped_classifier(classifier: type) -> str:
     expected = _train_briefly(reference, initial)
     if set(history) != {"loss", "accuracy"}:
         raise Wrong(f"train_step returned {sorted(history)}; return 'loss' and 'accuracy'.")
-    if not _same_weights(model, reference):
-        raise Wrong(_weights_diagnosis(model, initial))
+    with learner_code("reading your model's weights"):
+        if not _same_weights(model, reference):
+            raise Wrong(_weights_diagnosis(model, initial))
     if not np.allclose([history["loss"], history["accuracy"]],
                        [expected["loss"], expected["accuracy"]], rtol=1e-4):  # fmt: skip
         raise Wrong(
