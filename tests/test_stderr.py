@@ -51,6 +51,7 @@ def test_strip_tf_noise_is_the_rule_the_notebook_normaliser_uses():
 
     assert notebooks.strip_tf_noise is strip_tf_noise
     assert strip_tf_noise(NOISE + "UserWarning: mind this\n") == "UserWarning: mind this\n"
+    assert strip_tf_noise(NOISE + "\n") == ""  # nightly TensorFlow ends its trace with a blank line
 
 
 def test_setup_and_the_doctor_show_no_tensorflow_start_up_lines():

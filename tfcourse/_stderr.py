@@ -27,9 +27,14 @@ TF_NOISE = re.compile(
 
 
 def strip_tf_noise(text: str) -> str:
-    """Remove TensorFlow's C++ log lines from stderr text, keeping everything else."""
-    kept = [line for line in text.splitlines(keepends=True) if not TF_NOISE.match(line.rstrip())]
-    return "".join(kept)
+    """Remove TensorFlow's C++ log lines from stderr text, keeping everything else.
+
+    What is left is returned as is, unless it is only blank lines: then it is ``""``.
+    """
+    kept = "".join(
+        line for line in text.splitlines(keepends=True) if not TF_NOISE.match(line.rstrip())
+    )
+    return kept if kept.strip() else ""
 
 
 @contextlib.contextmanager
