@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from tfcourse import cli
+from tfcourse import cli, data
 
 
 def tfcourse(*args, **env):
@@ -37,12 +37,16 @@ def test_help_lists_the_subcommands():
         (("run", "99"), "no notebook for chapter 99"),
         (("run", "one"), "chapter must be a number like 00 or 3, got 'one'"),
         (("run", "--timeout", "0"), "expected a whole number of seconds above 0"),
-        (("data", "verify", "cifar"), "no dataset named 'cifar'; choose one of mnist5k, numwords"),
+        (("data", "verify", "cifar"), "no dataset named 'cifar'; choose one of mnist5k, "),
         (("data", "prepare"), "the following arguments are required: name"),
         (("data", "shuffle"), "invalid choice: 'shuffle'"),
         (("dev", "execute", "missing.ipynb"), "no such notebook: missing.ipynb"),
         (("dev", "release", "notebooks/00_welcome_and_setup.ipynb"), "required: --out"),
         (("lab", "--port", "http"), "invalid int value: 'http'"),
+        (("run", "--busy-cores", "-1"), "expected a whole number of cores (0 or more), got '-1'"),
+        (("run", "--busy-cores", "999"), "this machine has"),
+        (("dev", "stress", "--repeat", "0"), "expected a whole number of runs above 0, got '0'"),
+        (("dev", "stress", "99"), "no notebook for chapter 99"),
     ],
 )
 def test_bad_arguments_get_a_message_and_status_2_without_a_traceback(args, message):
@@ -53,12 +57,8 @@ def test_bad_arguments_get_a_message_and_status_2_without_a_traceback(args, mess
 
 
 def test_data_verify_passes_intact_data_and_names_a_corrupted_file(data_copy):
-    assert tfcourse("data", "verify", TFCOURSE_DATA_DIR=str(data_copy)).stdout.split() == [
-        "mnist5k:",
-        "ok",
-        "numwords:",
-        "ok",
-    ]
+    verified = tfcourse("data", "verify", TFCOURSE_DATA_DIR=str(data_copy)).stdout.split()
+    assert verified == [word for name in data.names() for word in (f"{name}:", "ok")]
     (data_copy / "numwords" / "train.tsv.gz").write_bytes(b"")
     result = tfcourse("data", "verify", "numwords", TFCOURSE_DATA_DIR=str(data_copy))
     assert result.returncode == 1
@@ -70,7 +70,7 @@ def test_data_verify_passes_intact_data_and_names_a_corrupted_file(data_copy):
 
 def test_data_list_shows_every_dataset_with_its_splits():
     lines = tfcourse("data", "list").stdout.splitlines()
-    assert [line.split()[0] for line in lines] == ["mnist5k", "numwords"]
+    assert [line.split()[0] for line in lines] == data.names()
     assert all("splits: train, validation, test" in line for line in lines)
 
 
@@ -150,3 +150,56 @@ def test_lab_launches_jupyterlab_on_the_notebooks_folder(monkeypatch):
     assert "--port=8899" in command and "--no-browser" in command
     assert Path(command[4].split("=", 1)[1]).name == "notebooks"
     assert ("--allow-root" in command) == (os.geteuid() == 0)
+
+
+def test_busy_core_options_default_to_none_for_run_and_one_for_stress():
+    parser = cli._parser()
+    assert parser.parse_args(["run"]).busy_cores == 0
+    assert parser.parse_args(["run", "--busy-cores", "1"]).busy_cores == 1
+    stress = parser.parse_args(["dev", "stress", "02", "--record", "B.md"])
+    assert (stress.chapters, stress.repeat, stress.busy_cores) == (["02"], 3, 1)
+    assert stress.record == Path("B.md")
+
+
+def test_stress_runs_each_notebook_repeat_times_and_records_a_table(tmp_path, monkeypatch, capsys):
+    from tfcourse import _stress
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for name in ("00_a.ipynb", "01_b.ipynb"):
+        (folder / name).write_text("{}")
+    monkeypatch.setattr(cli, "notebooks_dir", lambda: folder)
+    outcomes = iter([True, True, True, False])
+    monkeypatch.setattr(
+        _stress, "stress_once", lambda path: _stress.StressRun(path, next(outcomes), 1.25, "E boom")
+    )
+    record = tmp_path / "BENCHMARKS.md"
+    args = ["dev", "stress", "--repeat", "2", "--busy-cores", "0", "--record", str(record)]
+    assert cli.main(args) == 1
+    out = capsys.readouterr().out
+    assert "00_a.ipynb run 2/2: ok (1.2 s)" in out and "01_b.ipynb run 2/2: FAILED" in out
+    assert "    E boom" in out
+    text = record.read_text()
+    assert "| 00_a.ipynb | ok 1.2 s | ok 1.2 s |" in text
+    assert "| 01_b.ipynb | ok 1.2 s | FAILED 1.2 s |" in text
+    assert "`tfcourse dev stress --repeat 2 --busy-cores 0 --record BENCHMARKS.md`" in text
+    assert text.count(cli.STRESS_START) == 1 and cli.TIMINGS_START not in text
+
+
+def test_stress_command_selects_only_the_notebook_under_nbval():
+    from tfcourse import _stress
+
+    notebook = cli.find_notebooks(["00"])[0]
+    command = _stress.stress_command(notebook)
+    assert command[:3] == [sys.executable, "-m", "pytest"] and "--nbval" in command
+    collected = subprocess.run(
+        [*command, "--collect-only"],
+        cwd=cli.notebooks_dir().parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    items = [line for line in collected.stdout.splitlines() if "::" in line]
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    assert items, collected.stdout
+    assert all(line.startswith(f"notebooks/{notebook.name}::") for line in items)

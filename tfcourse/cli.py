@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from tfcourse.notebooks import RunResult
 
 TIMINGS_START, TIMINGS_END = "<!-- notebook-timings:start -->", "<!-- notebook-timings:end -->"
+STRESS_START, STRESS_END = "<!-- stress:start -->", "<!-- stress:end -->"
 
 
 class _UsageError(Exception):
@@ -49,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the timing table into FILE (BENCHMARKS.md)",
     )
+    _add_busy_cores(run, default=0)
     data = commands.add_parser("data", help="list, verify or rebuild the embedded datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     data_commands.add_parser("list", help="list the datasets")
@@ -72,15 +74,56 @@ def _parser() -> argparse.ArgumentParser:
     release = dev_commands.add_parser("release", help="write student copies without solutions")
     release.add_argument("notebooks", nargs="+", type=Path)
     release.add_argument("--out", type=Path, required=True, help="folder for the student copies")
+    stress = dev_commands.add_parser(
+        "stress", help="run notebooks under nbval several times while other processes load the CPU"
+    )
+    stress.add_argument(
+        "chapters", nargs="*", metavar="NN", help="chapter numbers, e.g. 00 03 (default: all)"
+    )
+    stress.add_argument(
+        "--repeat", type=_positive_count, default=3, help="nbval runs per notebook (default: 3)"
+    )
+    stress.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="write the results table into FILE (BENCHMARKS.md)",
+    )
+    _add_busy_cores(stress, default=1)
     return parser
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) == 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number of seconds above 0, got {text!r}"
-        )
+def _add_busy_cores(parser: argparse.ArgumentParser, *, default: int) -> None:
+    parser.add_argument(
+        "--busy-cores",
+        type=_count,
+        default=default,
+        metavar="N",
+        help=f"keep N cores busy with `while True: pass` processes meanwhile (default: {default})",
+    )
+
+
+def _whole_number(text: str, *, what: str, zero_ok: bool = False) -> int:
+    if not text.isdigit() or (int(text) == 0 and not zero_ok):
+        bound = "(0 or more)" if zero_ok else "above 0"
+        raise argparse.ArgumentTypeError(f"expected a whole number of {what} {bound}, got {text!r}")
     return int(text)
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, what="seconds")
+
+
+def _positive_count(text: str) -> int:
+    return _whole_number(text, what="runs")
+
+
+def _count(text: str) -> int:
+    cores = os.cpu_count() or 1
+    number = _whole_number(text, what="cores", zero_ok=True)
+    if number > cores:
+        raise argparse.ArgumentTypeError(f"this machine has {cores} cores, got {number}")
+    return number
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -90,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"doctor": _doctor, "lab": _lab, "run": _run, "data": _data, "dev": _dev}
     try:
         return handlers[args.command](args)
+    except KeyboardInterrupt:
+        print("tfcourse: interrupted", file=sys.stderr)
+        return 130
     except _UsageError as error:
         parser.error(str(error))  # prints usage and exits with status 2
         raise  # unreachable; keeps type checkers content
@@ -147,12 +193,13 @@ def find_notebooks(chapters: Sequence[str], folder: Path | None = None) -> list[
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from tfcourse._stress import busy_cores
     from tfcourse.bench import FIGURES_ENV
     from tfcourse.notebooks import execute
 
     paths = find_notebooks(args.chapters)
     results, figures = [], {}
-    with tqdm(paths, unit="notebook", file=sys.stderr) as progress:
+    with busy_cores(args.busy_cores), tqdm(paths, unit="notebook", file=sys.stderr) as progress:
         for path in progress:
             progress.set_description(path.stem)
             with tempfile.TemporaryDirectory() as scratch:
@@ -166,7 +213,10 @@ def _run(args: argparse.Namespace) -> int:
     table = timings_table(results) + figures_table(figures)
     print(table)
     if args.record:
-        record_timings(args.record, table)
+        busy = f" --busy-cores {args.busy_cores}" if args.busy_cores else ""
+        record_timings(
+            args.record, table, command=f"tfcourse run{busy} --record {args.record.name}"
+        )
         print(f"\nrecorded in {args.record}")
     return 0 if all(result.ok for result in results) else 1
 
@@ -209,13 +259,22 @@ def figures_table(figures: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(header + rows)
 
 
-def record_timings(path: Path, table: str) -> None:
+def record_timings(path: Path, table: str, *, command: str | None = None) -> None:
     """Replace the table between the timing markers in `path` (created if missing)."""
+    command = command or f"tfcourse run --record {path.name}"
+    record_table(path, table, command=command, markers=(TIMINGS_START, TIMINGS_END))
+
+
+def record_table(path: Path, table: str, *, command: str, markers: tuple[str, str]) -> None:
+    """Replace the block between `markers` in `path` (created if missing) with `table`.
+
+    The block says which machine measured it and which command did.
+    """
+    start, end = markers
     machine = f"{os.cpu_count()} CPU cores, Python {sys.version.split()[0]}"
-    command = f"`tfcourse run --record {path.name}`"
-    block = f"{TIMINGS_START}\nMeasured on {machine} with {command}:\n\n{table}\n{TIMINGS_END}"
+    block = f"{start}\nMeasured on {machine} with `{command}`:\n\n{table}\n{end}"
     text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(re.escape(TIMINGS_START) + ".*?" + re.escape(TIMINGS_END), re.DOTALL)
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
     text = (
         pattern.sub(lambda _: block, text)
         if pattern.search(text)
@@ -250,8 +309,46 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stress(args: argparse.Namespace) -> int:
+    from tfcourse._stress import busy_cores, stress_once, stress_table
+
+    paths = find_notebooks(args.chapters)
+    runs = []
+    with busy_cores(args.busy_cores):
+        for path in paths:
+            for attempt in range(1, args.repeat + 1):
+                run = stress_once(path)
+                runs.append(run)
+                status = "ok" if run.ok else "FAILED"
+                print(f"{path.name} run {attempt}/{args.repeat}: {status} ({run.seconds:.1f} s)")
+                if not run.ok:
+                    print(_indent_tail(run.output), flush=True)
+    table = stress_table(runs, repeat=args.repeat, busy=args.busy_cores)
+    print("\n" + table)
+    if args.record:
+        command = (
+            f"tfcourse dev stress {' '.join(args.chapters)} --repeat {args.repeat} "
+            f"--busy-cores {args.busy_cores} --record {args.record.name}"
+        )
+        record_table(
+            args.record,
+            table,
+            command=" ".join(command.split()),
+            markers=(STRESS_START, STRESS_END),
+        )
+        print(f"\nrecorded in {args.record}")
+    return 0 if all(run.ok for run in runs) else 1
+
+
+def _indent_tail(text: str, lines: int = 25) -> str:
+    return "\n".join("    " + line for line in text.rstrip().splitlines()[-lines:])
+
+
 def _dev(args: argparse.Namespace) -> int:
     import nbformat
+
+    if args.dev_command == "stress":
+        return _stress(args)
 
     from tfcourse import notebooks
 
