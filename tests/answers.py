@@ -1,5 +1,8 @@
 """Stand-in learner answers and an assertion shared by the chapter check tests."""
 
+import sys
+import time
+
 
 def not_written(*args, **kwargs):
     """The unanswered template: what the student release has in every answer cell."""
@@ -9,6 +12,21 @@ def not_written(*args, **kwargs):
 def raises(*args, **kwargs):
     """An answer that crashes."""
     raise RuntimeError("oops")
+
+
+def sleeps(*args, **kwargs):
+    """An answer that never returns in any reasonable time."""
+    time.sleep(1000)
+
+
+def exits(*args, **kwargs):
+    """An answer that tries to end the Python process."""
+    sys.exit(1)
+
+
+def floods(*args, **kwargs):
+    """An answer that prints 10 MB, then returns nothing."""
+    print("x" * 10_000_000)
 
 
 def assert_result(result, status, fragment):

@@ -1,12 +1,30 @@
 """The check framework: statuses, safety, recording, and comparisons that explain themselves."""
 
 import json
+import os
+import signal
+import threading
+import time
 
 import numpy as np
 import pytest
+from answers import exits, floods, raises, sleeps
 
 from tfcourse import exercises
-from tfcourse.exercises import Wrong, call, check, expect_close
+from tfcourse.exercises import (
+    NotAttempted,
+    Wrong,
+    _learner,
+    call,
+    ch00,
+    ch01,
+    ch02,
+    ch03,
+    check,
+    expect_close,
+    learner_code,
+    take_all,
+)
 
 
 @check("9.9", "demo")
@@ -112,3 +130,266 @@ def test_expect_close_names_the_specific_mistake(value, expected, kwargs, messag
 def test_expect_close_accepts_tensors_and_lists_within_tolerance(tf):
     assert expect_close(tf.constant([1.0, 2.0]), [1.0, 2.0000001]).dtype == np.float32
     expect_close([[1, 2]], np.array([[1, 2]]))
+
+
+# Running learner code ----------------------------------------------------------------------------
+@pytest.fixture
+def budget(monkeypatch):
+    """A one-second time budget for learner code, so that hanging answers end the test quickly."""
+    monkeypatch.setattr(_learner, "TIME_BUDGET", 1.0)
+
+
+def run_as_learner(action):
+    with pytest.raises(Wrong) as wrong:
+        with learner_code("your function"):
+            action()
+    return str(wrong.value)
+
+
+def raise_(error):
+    raise error
+
+
+@pytest.mark.parametrize(
+    ("action", "fragment"),
+    [
+        (lambda: raise_(SystemExit(3)), "called sys.exit(3), which would stop the notebook"),
+        (lambda: raise_(KeyboardInterrupt()), "raised KeyboardInterrupt"),
+        (lambda: raise_(GeneratorExit()), "raised GeneratorExit"),
+        (lambda: raise_(ValueError("bad\nvalue")), "raised ValueError: bad"),
+        (lambda: time.sleep(100), "ran for more than 1 s, the time limit"),
+        (lambda: [None for _ in iter(int, 1)], "ran for more than 1 s"),
+    ],
+)
+@pytest.mark.timeout(60)
+def test_learner_code_turns_every_failure_into_one_line_wrong(budget, action, fragment):
+    message = run_as_learner(action)
+    assert fragment in message and "\n" not in message
+
+
+def test_learner_code_reports_the_template_as_not_attempted():
+    with pytest.raises(NotAttempted):
+        with learner_code():
+            raise NotImplementedError
+
+
+def test_a_learner_swallowing_exceptions_cannot_swallow_the_time_limit(budget):
+    def stubborn():
+        for _ in range(100):
+            try:
+                time.sleep(100)
+            except Exception:
+                pass
+
+    assert "time limit" in run_as_learner(stubborn)
+
+
+@pytest.mark.timeout(60)
+def test_the_time_limit_works_off_the_main_thread(budget):
+    messages = []
+
+    def worker():
+        try:
+            with learner_code("your loop"):
+                while True:
+                    pass
+        except Wrong as wrong:
+            messages.append(str(wrong))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(30)
+    assert messages and "your loop ran for more than 1 s" in messages[0]
+
+
+def test_an_inner_block_keeps_the_outer_deadline(budget):
+    with pytest.raises(Wrong, match="outer ran for more than 1 s"):
+        with learner_code("outer"):
+            with learner_code("inner", seconds=30):
+                pass
+            time.sleep(100)
+
+
+def test_pressing_stop_still_interrupts_the_cell():
+    with pytest.raises(KeyboardInterrupt):
+        with learner_code():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+
+
+def test_tensorflow_internals_stay_out_of_the_message(tf):
+    message = run_as_learner(lambda: tf.constant([1, 2]) + tf.constant([1, 2, 3]))
+    assert message.startswith("your function raised InvalidArgumentError: Incompatible shapes")
+    assert "{{" not in message and "name:" not in message
+
+
+def test_call_reports_none_as_not_attempted():
+    with pytest.raises(NotAttempted):
+        call(None)
+
+
+# take_all ----------------------------------------------------------------------------------------
+def endless(tf):
+    def numbers():
+        while True:
+            yield 1
+
+    return tf.data.Dataset.from_generator(numbers, output_signature=tf.TensorSpec([], tf.int32))
+
+
+def stalled(tf):
+    def numbers():
+        time.sleep(30)
+        yield 1
+
+    return tf.data.Dataset.from_generator(numbers, output_signature=tf.TensorSpec([], tf.int32))
+
+
+@pytest.mark.parametrize(
+    ("make_dataset", "fragment"),
+    [
+        (lambda tf: tf.data.Dataset.range(3).repeat(), "never ends (it repeats forever)"),
+        (endless, "gave more than 10 elements"),
+        (stalled, "gave 0 elements in 1 s, the time limit"),
+        (lambda tf: tf.data.Dataset.range(3), None),
+        (
+            lambda tf: tf.data.Dataset.range(3).map(
+                lambda i: tf.py_function(lambda v: 1 / 0, [i], tf.float32)
+            ),
+            "iterating your dataset raised",
+        ),
+    ],
+)
+@pytest.mark.timeout(60)
+def test_take_all_caps_and_times_a_learners_dataset(tf, budget, make_dataset, fragment):
+    if fragment is None:  # a dataset that works gives its elements
+        assert len(take_all(make_dataset(tf), limit=10)) == 3
+        return
+    with pytest.raises(Wrong) as wrong:
+        take_all(make_dataset(tf), limit=10)
+    assert fragment in str(wrong.value) and "\n" not in str(wrong.value)
+
+
+# Messages and output -----------------------------------------------------------------------------
+def test_messages_are_one_line_and_short():
+    @check("9.7", "long")
+    def check_long(answer):
+        raise Wrong("first line\nsecond line " + "x" * 1000)
+
+    result = check_long(lambda: None)
+    assert "\n" not in str(result) and len(result.message) <= 400
+    assert result.message.startswith("first line second line")
+
+
+def test_what_learner_code_prints_is_echoed_cut_short(capsys):
+    @check("9.6", "printing")
+    def check_printing(answer):
+        call(answer)
+        return "done"
+
+    assert check_printing(floods).passed
+    out = capsys.readouterr().out
+    assert len(out) < 2_000 and "9,999,001 more characters not shown" in out
+    check_printing(lambda: print("a short note"))
+    assert capsys.readouterr().out == "a short note\n"
+
+
+def test_a_broken_repr_does_not_break_the_message():
+    class Broken:
+        def __repr__(self):
+            raise RuntimeError
+
+    assert "expected a function, but got a Broken (<" in check_demo(Broken()).message
+
+
+# Every check, fed hostile answers ----------------------------------------------------------------
+def fake_shards(tmp_path):
+    return [str(tmp_path / "unused.tfrecord")]
+
+
+def numbers_baseline(tf):
+    return lambda paths: tf.data.Dataset.range(8).map(lambda i: (i, i)).batch(4)
+
+
+def tiny_run():
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(2)])
+    optimizer = keras.optimizers.SGD(0.01)
+    optimizer.build(model.trainable_variables)
+    return tf.train.Checkpoint(model=model, optimizer=optimizer, step=tf.Variable(0, tf.int64))
+
+
+def tiny_train(run, until, *, manager=None, every=5):
+    while int(run.step) < until:
+        run.step.assign_add(1)
+        if manager is not None and int(run.step) % every == 0:
+            manager.save(checkpoint_number=run.step)
+
+
+def as_callback(action):
+    import keras
+
+    return type("LossHistory", (keras.callbacks.Callback,), {"on_train_begin": action})
+
+
+CHECKS = {
+    "00.1": lambda a, tf, path: ch00.check_count_labels(a),
+    "00.2": lambda a, tf, path: ch00.check_matmul_on(a),
+    "00.3": lambda a, tf, path: ch00.check_draw(a),
+    "00.4": lambda a, tf, path: ch00.check_gpu_memory_plan(a),
+    "00.5": lambda a, tf, path: ch00.check_mean_images(a),
+    "01.1": lambda a, tf, path: ch01.check_derivative(a),
+    "01.2": lambda a, tf, path: ch01.check_train_step(a),
+    "01.3": lambda a, tf, path: ch01.check_make_scale(a),
+    "01.4": lambda a, tf, path: ch01.check_log_sum_exp(a),
+    "02.1": lambda a, tf, path: ch02.check_make_pipeline(a),
+    "02.2": lambda a, tf, path: ch02.check_example_round_trip(a, a, folder=str(path)),
+    "02.3": lambda a, tf, path: ch02.check_bucket_batches(a),
+    "02.4": lambda a, tf, path: ch02.check_fast_pipeline(
+        a, baseline=numbers_baseline(tf), files=fake_shards(path)
+    ),
+    "03.1": lambda a, tf, path: ch03.check_build_model(a),
+    "03.2": lambda a, tf, path: ch03.check_loss_history(as_callback(a)),
+    "03.3": lambda a, tf, path: ch03.check_resume(
+        a, make_run=tiny_run, train=tiny_train, folder=str(path)
+    ),
+    "03.4": lambda a, tf, path: ch03.check_clipped_classifier(a),
+}
+HOSTILE = {"raises": raises, "sleeps": sleeps, "exits": exits, "floods": floods}
+FRAGMENTS = {"raises": "raised RuntimeError: oops", "sleeps": "the time limit", "exits": "sys.exit"}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+@pytest.mark.parametrize("exercise", sorted(CHECKS))
+@pytest.mark.timeout(120)
+def test_no_check_hangs_floods_or_blames_the_course(tf, budget, tmp_path, capsys, exercise, kind):
+    answer = HOSTILE[kind]
+    if exercise == "03.2":  # a callback's method gets the callback and the logs
+        answer = lambda self, logs=None, act=answer: act()  # noqa: E731
+    result = CHECKS[exercise](answer, tf, tmp_path)
+    assert result.status in ("failed", "not attempted"), str(result)
+    assert FRAGMENTS.get(kind, "") in result.message and "\n" not in str(result)
+    assert len(capsys.readouterr().out) < 2_000
+
+
+REPEATED = {
+    "02.1": lambda tf: (
+        lambda x, y: (
+            tf.data.Dataset.from_tensor_slices((x, y))
+            .map(lambda a, b: (tf.cast(a, tf.float32) / 255.0, b))
+            .batch(32, drop_remainder=True)
+            .repeat()
+        )
+    ),
+    "02.3": lambda tf: lambda ds: ds.padded_batch(32).repeat(),
+    "02.4": lambda tf: lambda paths: numbers_baseline(tf)(paths).repeat(),
+}
+
+
+@pytest.mark.parametrize("exercise", sorted(REPEATED))
+@pytest.mark.timeout(120)
+def test_a_repeated_dataset_gets_a_cross_that_says_so(tf, budget, tmp_path, exercise):
+    result = CHECKS[exercise](REPEATED[exercise](tf), tf, tmp_path)
+    assert result.status == "failed" and "remove `repeat()`" in result.message, str(result)
