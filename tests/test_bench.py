@@ -112,3 +112,17 @@ def test_time_interleaved_takes_turns_after_warming_up():
 def test_time_interleaved_rejects_what_is_not_a_dict_of_functions(fns):
     with pytest.raises(TypeError, match="dict of functions"):
         time_interleaved(fns)
+
+
+def test_time_interleaved_takes_a_call_count_per_function():
+    calls = []
+    timings = time_interleaved(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+        warmup=0,
+        repeat=2,
+        number={"a": 1, "b": 3},
+    )
+    assert calls == ["a", "b", "b", "b"] * 2
+    assert [len(t.seconds) for t in timings] == [2, 2]
+    with pytest.raises(ValueError, match="a count for each"):
+        time_interleaved({"a": lambda: None}, number={"b": 2})

@@ -96,7 +96,11 @@ def time_fn(
 
 
 def time_interleaved(
-    fns: dict[str, Callable[[], Any]], *, warmup: int = 1, repeat: int = 5, number: int = 1
+    fns: dict[str, Callable[[], Any]],
+    *,
+    warmup: int = 1,
+    repeat: int = 5,
+    number: int | dict[str, int] = 1,
 ) -> list[Timing]:
     """Time several functions in turn, A B C A B C ..., so that they share the machine's moods.
 
@@ -108,7 +112,8 @@ def time_interleaved(
         fns: Functions of no arguments, by label; the labels name the `Timing`s.
         warmup: Untimed rounds before measuring (each function called once per round).
         repeat: Timed rounds.
-        number: Calls per function per round; each time is divided by it.
+        number: Calls per function per round, or a dict of them by label (a fast function needs
+            more calls per sample than a slow one); each time is divided by it.
 
     Returns:
         One `Timing` per function, in the order of `fns`.
@@ -117,15 +122,19 @@ def time_interleaved(
     """
     if not isinstance(fns, dict) or not fns or not all(map(callable, fns.values())):
         raise TypeError("fns must be a non-empty dict of functions of no arguments, by label")
-    _check_counts(warmup, repeat, number)
+    numbers = number if isinstance(number, dict) else dict.fromkeys(fns, number)
+    if set(numbers) != set(fns):
+        raise ValueError(f"number must give a count for each of {sorted(fns)}; got {numbers}")
+    for count in numbers.values():
+        _check_counts(warmup, repeat, count)
     seconds: dict[str, list[float]] = {name: [] for name in fns}
     for round_ in range(warmup + repeat):
         for name, fn in fns.items():
             start = time.perf_counter()
-            for _ in range(number):
+            for _ in range(numbers[name]):
                 _block(fn())
             if round_ >= warmup:
-                seconds[name].append((time.perf_counter() - start) / number)
+                seconds[name].append((time.perf_counter() - start) / numbers[name])
     return [Timing(name, tuple(values)) for name, values in seconds.items()]
 
 
