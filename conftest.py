@@ -21,7 +21,7 @@ def pytest_configure(config: pytest.Config) -> None:
         filter(None, [str(GUARD_DIR), os.environ.get("PYTHONPATH")])
     )
     # Quiet TensorFlow's C++ logs in subprocesses; they only ever reach stderr.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def pytest_collectstart(collector: pytest.Collector) -> None:

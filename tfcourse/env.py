@@ -15,7 +15,10 @@ from tfcourse._stderr import filtered_stderr
 
 #: Environment variables that quieten TensorFlow's C++ logging. They only work when they are set
 #: before TensorFlow is first imported, which is why `setup()` imports TensorFlow itself.
-QUIET_TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+#: Level 3 also hides the "E" lines TensorFlow logs at run time about what is no error of yours (oneDNN's
+#: "supports DT_BOOL only on platforms with AVX-512" when a mask is used, say); real errors still
+#: reach you as Python exceptions.
+QUIET_TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def _import_tensorflow_quietly() -> None:
@@ -120,7 +123,7 @@ def setup(seed: int = 42, *, deterministic: bool = True, quiet: bool = True) -> 
     Call it once, near the top of a notebook, before building any model. It does not initialise the
     TensorFlow runtime, so you can still configure devices afterwards.
 
-    With `quiet=True` (the default) it sets `TF_CPP_MIN_LOG_LEVEL=2` and holds back what
+    With `quiet=True` (the default) it sets `TF_CPP_MIN_LOG_LEVEL=3` and holds back what
     TensorFlow's C++ code writes to stderr while it imports TensorFlow and looks for GPUs: the
     "All log messages before absl::InitializeLog()" line, the oneDNN and CPU-instruction notices
     and, on a machine without a GPU, "failed call to cuInit". Any other stderr line is shown. What
