@@ -15,9 +15,9 @@ from tfcourse._stderr import filtered_stderr
 
 #: Environment variables that quieten TensorFlow's C++ logging. They only work when they are set
 #: before TensorFlow is first imported, which is why `setup()` imports TensorFlow itself.
-#: Level 3 also hides the "E" lines TensorFlow logs at run time about what is no error of yours (oneDNN's
-#: "supports DT_BOOL only on platforms with AVX-512" when a mask is used, say); real errors still
-#: reach you as Python exceptions.
+#: Level 3 also hides the "E" lines TensorFlow logs at run time about what is no error of yours
+#: (oneDNN's "supports DT_BOOL only on platforms with AVX-512" when a mask is used, say); real
+#: errors still reach you as Python exceptions.
 QUIET_TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
 

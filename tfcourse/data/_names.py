@@ -6,16 +6,14 @@ the same on every run. A surname found in two locales is dropped: no model can g
 
 from __future__ import annotations
 
-import csv
-import gzip
 import importlib
-import io
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from tfcourse.data._registry import Columns, DatasetError, DatasetSpec, package_version
+from tfcourse.data import _tsv
+from tfcourse.data._registry import Columns, DatasetSpec, package_version
 
 #: Locale to the faker `Provider` attributes that hold its surnames. Mostly Latin script with close
 #: neighbours (es/it/fr, de/nl/sv, cs/pl), so the confusions mean something.
@@ -74,33 +72,20 @@ def split_rows(
 def build(folder: Path) -> None:
     """Write one gzipped TSV per split (name, locale), byte for byte the same on every run."""
     for split, rows in split_rows(surnames()).items():
-        text = io.StringIO()
-        writer = csv.writer(text, delimiter="\t", lineterminator="\n")
-        writer.writerow(COLUMNS)
-        writer.writerows(rows)
-        with gzip.GzipFile(folder / file_name(split), "wb", mtime=0) as handle:
-            handle.write(text.getvalue().encode("utf-8"))
+        _tsv.write(folder / file_name(split), COLUMNS, rows)
+
+
+def _parse(body: list[list[str]]) -> Columns:
+    return {
+        "name": np.array([row[0] for row in body]),
+        "locale": np.array([row[1] for row in body]),
+        "label": np.array([LOCALES.index(row[1]) for row in body], dtype=np.int64),
+    }
 
 
 def read(folder: Path, split: str) -> Columns:
     """Read one split: ``name`` and ``locale`` (`str`), ``label`` (int64, the index in LOCALES)."""
-    path = folder / file_name(split)
-    try:
-        with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
-            rows = list(csv.reader(handle, delimiter="\t"))
-        if not rows or tuple(rows[0]) != COLUMNS:
-            raise ValueError(f"the header is not {COLUMNS}")
-        body = rows[1:]
-        labels = np.array([LOCALES.index(row[1]) for row in body], dtype=np.int64)
-    except (OSError, EOFError, ValueError, IndexError, UnicodeDecodeError) as error:
-        raise DatasetError(
-            f"{path} could not be read ({error}). Rebuild it with `tfcourse data prepare names`."
-        ) from error
-    return {
-        "name": np.array([row[0] for row in body]),
-        "locale": np.array([row[1] for row in body]),
-        "label": labels,
-    }
+    return _tsv.read(folder / file_name(split), COLUMNS, _parse, name="names")
 
 
 SPEC = DatasetSpec(

@@ -6,14 +6,12 @@ in training in any language: a fair test for translation and for reading numbers
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 from pathlib import Path
 
 import numpy as np
 
-from tfcourse.data._registry import Columns, DatasetError, DatasetSpec, package_version
+from tfcourse.data import _tsv
+from tfcourse.data._registry import Columns, DatasetSpec, package_version
 
 #: Latin, Latin with diacritics, Cyrillic, Arabic (right to left) and Japanese kanji.
 LANGUAGES = ("en", "fr", "de", "es", "tr", "ru", "ar", "ja")
@@ -43,35 +41,25 @@ def build(folder: Path) -> None:
     from num2words import num2words
 
     for split, numbers in split_numbers().items():
-        text = io.StringIO()
-        writer = csv.writer(text, delimiter="\t", lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for number in numbers:
-            for lang in LANGUAGES:
-                writer.writerow((int(number), lang, num2words(int(number), lang=lang)))
-        with gzip.GzipFile(folder / file_name(split), "wb", mtime=0) as handle:
-            handle.write(text.getvalue().encode("utf-8"))
+        rows = (
+            (int(number), lang, num2words(int(number), lang=lang))
+            for number in numbers
+            for lang in LANGUAGES
+        )
+        _tsv.write(folder / file_name(split), COLUMNS, rows)
+
+
+def _parse(body: list[list[str]]) -> Columns:
+    return {
+        "number": np.array([int(row[0]) for row in body], dtype=np.int64),
+        "lang": np.array([row[1] for row in body]),
+        "text": np.array([row[2] for row in body]),
+    }
 
 
 def read(folder: Path, split: str) -> Columns:
     """Read one split: ``number`` int64, ``lang`` and ``text`` as arrays of `str`."""
-    path = folder / file_name(split)
-    try:
-        with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
-            rows = list(csv.reader(handle, delimiter="\t"))
-        if not rows or tuple(rows[0]) != COLUMNS:
-            raise ValueError(f"the header is not {COLUMNS}")
-        body = rows[1:]
-        numbers = np.array([int(row[0]) for row in body], dtype=np.int64)
-    except (OSError, EOFError, ValueError, IndexError, UnicodeDecodeError) as error:
-        raise DatasetError(
-            f"{path} could not be read ({error}). Rebuild it with `tfcourse data prepare numwords`."
-        ) from error
-    return {
-        "number": numbers,
-        "lang": np.array([row[1] for row in body]),
-        "text": np.array([row[2] for row in body]),
-    }
+    return _tsv.read(folder / file_name(split), COLUMNS, _parse, name="numwords")
 
 
 SPEC = DatasetSpec(
