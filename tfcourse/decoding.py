@@ -42,12 +42,12 @@ class Decoded(NamedTuple):
             (the end token's included) divided by the length penalty.
         beams: Per row, the finished hypotheses as ``(tokens, score)`` pairs, best first:
             one for greedy search, up to ``beam_width`` for beam search, every sequence for
-            exhaustive search.
+            exhaustive search; ``None`` in a `Decoded` built from tokens and scores only.
     """
 
     tokens: list[list[int]]
     scores: np.ndarray
-    beams: list[list[Hypothesis]]
+    beams: list[list[Hypothesis]] | None = None
 
 
 def length_penalty_factor(length: int, alpha: float) -> float:
@@ -91,7 +91,12 @@ def greedy_search(
         max_length: The most tokens to generate per row.
 
     Returns:
-        A `Decoded`; the scores are plain summed log-probabilities.
+        A `Decoded`; the scores are plain summed log-probabilities. Ties go to the lowest token id.
+
+    Raises:
+        ValueError: For a bad argument, or when ``step_fn`` returns something other than
+            log-probabilities of shape ``(batch_size, vocab)``; ``start_id`` and ``end_id`` are
+            checked against ``vocab`` after the first step.
 
     Introduced in `05_seq2seq_attention`.
     """
@@ -146,6 +151,7 @@ class _Beams:
         return self.best >= bound
 
     def results(self) -> Decoded:
+        """The best ``width`` finished hypotheses of each row, best first."""
         beams = [sorted(row, key=lambda h: -h[1])[: self.width] for row in self.finished]
         tokens = [row[0][0] if row else [] for row in beams]
         scores = np.array([row[0][1] if row else -np.inf for row in beams])
@@ -189,6 +195,9 @@ def beam_search(
 
     Returns:
         A `Decoded` whose ``beams`` hold up to ``beam_width`` finished hypotheses per row.
+
+    Raises:
+        ValueError: As for `greedy_search`.
 
     Introduced in `05_seq2seq_attention`.
     """
@@ -350,7 +359,7 @@ def _call_step(
 ) -> tuple[np.ndarray, Any]:
     """Call ``step_fn`` and check what it returns: log-probs of shape (rows, vocab), a state."""
     result = step_fn(tokens, state)
-    if not isinstance(result, tuple) or len(result) != 2:
+    if not isinstance(result, tuple | list) or len(result) != 2:
         raise TypeError(
             f"step_fn must return a tuple (log_probs, new_state); got {type(result).__name__}"
         )
