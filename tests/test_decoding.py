@@ -201,6 +201,12 @@ def test_sorted_beams_have_non_increasing_scores_and_the_best_comes_first(tf):
         assert (tokens, score) == hypotheses[0]
 
 
+def test_a_decoded_built_from_tokens_and_scores_has_no_beams():
+    decoded = decoding.Decoded([[2, 3]], np.array([-0.5]))
+    assert decoded.beams is None
+    assert decoded.tokens == [[2, 3]]
+
+
 def test_cumulative_log_prob_of_a_hypothesis_never_increases(tf):
     model = RandomModel(4, vocab=5)
     state = model.initial_state([5, 6])

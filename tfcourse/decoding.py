@@ -24,7 +24,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+#: ``step_fn(tokens, state) -> (log_probs, new_state)``, as the module docstring describes.
 StepFn = Callable[[np.ndarray, Any], tuple[Any, Any]]
+#: A finished hypothesis: its tokens (without start and end tokens) and its score.
 Hypothesis = tuple[list[int], float]
 
 #: The most sequences per row `exhaustive_search` agrees to score (``vocab ** max_length``).
@@ -136,7 +138,7 @@ class _Beams:
 
     def finish(self, row: int, beam: int, log_prob: float, length: int) -> None:
         """Set aside ``beam``'s history as finished, with its summed log-prob and length."""
-        score = log_prob / length_penalty_factor(length, self.alpha)
+        score = float(log_prob) / length_penalty_factor(length, self.alpha)
         self.finished[row].append((self.history[row, beam].tolist(), score))
         self.best[row] = max(self.best[row], score)
 
@@ -222,7 +224,9 @@ def beam_search(
     return beams.results()
 
 
-def _advance(beams: _Beams, candidates: np.ndarray, end_id: int, step: int) -> tuple[Any, Any]:
+def _advance(
+    beams: _Beams, candidates: np.ndarray, end_id: int, step: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Rank the extensions, set finished ones aside, keep the best live ones; return them."""
     batch_size, width, vocab = candidates.shape
     flat = candidates.reshape(batch_size, width * vocab)
