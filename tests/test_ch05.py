@@ -1,0 +1,516 @@
+"""Chapter 05's checks: each accepts a right answer and explains five or more kinds of wrong one."""
+
+import numpy as np
+import pytest
+from answers import assert_result, exits, floods, not_written, raises, sleeps
+
+from tfcourse import decoding
+from tfcourse.exercises import _learner, ch05
+
+
+# 05.1 make_decoder_inputs ------------------------------------------------------------------------
+def make_decoder_inputs(targets, start_id):
+    """The notebook's solution: START, then the targets without their last column."""
+    import tensorflow as tf
+
+    targets = tf.convert_to_tensor(targets)
+    return tf.pad(targets[:, :-1], [[0, 0], [1, 0]], constant_values=start_id)
+
+
+def numpy_decoder_inputs(targets, start_id):
+    targets = np.asarray(targets)
+    start = np.full((len(targets), 1), start_id, dtype=targets.dtype)
+    return np.concatenate([start, targets[:, :-1]], axis=1)
+
+
+def shifted(kind, *, start=None):
+    """A make_decoder_inputs that makes one classic mistake, `kind`."""
+    import tensorflow as tf
+
+    def answer(targets, start_id):
+        t = tf.convert_to_tensor(targets)
+        first = start_id if start is None else start
+        pad = lambda x, where, value=first: tf.pad(x, where, constant_values=value)  # noqa: E731
+        return {
+            "left": lambda: pad(t[:, 1:], [[0, 0], [0, 1]], 0),
+            "start_at_end": lambda: pad(t[:, 1:], [[0, 0], [0, 1]]),
+            "start_after": lambda: pad(t[:, :-1], [[0, 0], [0, 1]]),
+            "batch_axis": lambda: pad(t[:-1], [[1, 0], [0, 0]]),
+            "drop_first": lambda: pad(t[:, 1:], [[0, 0], [1, 0]]),
+            "keep_all": lambda: pad(t, [[0, 0], [1, 0]]),
+            "new_row": lambda: pad(t, [[1, 0], [0, 0]]),
+            "unchanged": lambda: t,
+            "no_start": lambda: t[:, :-1],
+            "labels": lambda: t[:, 1:],
+            "transposed": lambda: tf.transpose(make_decoder_inputs(t, first)),
+            "float": lambda: tf.cast(make_decoder_inputs(t, first), tf.float32),
+            "pad_to_end": lambda: tf.where(t == 0, tf.reduce_max(t), t)[:, :-1],
+            "pair": lambda: (make_decoder_inputs(t, first), t),
+        }[kind]()
+
+    return answer
+
+
+def corrupts(value, replacement):
+    """The right decoder inputs, with every `value` that came from the targets replaced."""
+    import tensorflow as tf
+
+    def answer(targets, start_id):
+        inputs = make_decoder_inputs(targets, start_id)
+        column = tf.range(tf.shape(inputs)[1])[None, :] > 0
+        return tf.where((inputs == value) & column, tf.cast(replacement, inputs.dtype), inputs)
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "fragment"),
+    [
+        (make_decoder_inputs, "passed", "puts start_id first and shifts the targets right"),
+        (numpy_decoder_inputs, "passed", "puts start_id first"),
+        (None, "not attempted", "not attempted yet"),
+        (not_written, "not attempted", "not attempted yet"),
+        (raises, "failed", "make_decoder_inputs raised RuntimeError: oops"),
+        (shifted("left"), "failed", "it shifts the targets left"),
+        (shifted("start_at_end"), "failed", "it puts START at the end of each row"),
+        (shifted("start_after"), "failed", "it puts START at the end of each row"),
+        (shifted("batch_axis"), "failed", "along the batch axis (0)"),
+        (shifted("drop_first"), "failed", "drops the first token of each target"),
+        (shifted("keep_all"), "failed", "keeps every column after START; drop the last column"),
+        (shifted("new_row"), "failed", "adds START as a new row"),
+        (shifted("unchanged"), "failed", "it returns the targets unchanged"),
+        (shifted("no_start"), "failed", "it drops a column but adds no START"),
+        (shifted("labels"), "failed", "targets[:, 1:] is what the decoder predicts"),
+        (shifted("transposed"), "failed", "transpose it"),
+        (shifted("float"), "failed", "dtype float32; keep the integer dtype of targets"),
+        (shifted("pair"), "failed", "it returned a pair"),
+        (shifted("left", start=2), "failed", "it shifts the targets left"),
+        (shifted("keep_all", start=2), "failed", "keeps every column"),
+        (shifted("drop_first", start=1), "failed", "drops the first token"),
+        (lambda t, s: make_decoder_inputs(t, 2), "failed", "each row starts with END (2)"),
+        (lambda t, s: make_decoder_inputs(t, 1), "failed", "starts with 1, but start_id is 3"),
+        (corrupts(0, 2), "failed", "it changes the padding"),
+        (corrupts(0, -1), "failed", "it changes the padding"),
+        (corrupts(2, 0), "failed", "it changes the END tokens (2)"),
+        (corrupts(8, 9), "failed", "row 2 of the decoder inputs is [1, 9, 9, 9, 9]"),
+    ],
+)
+def test_check_teacher_forcing(tf, answer, status, fragment):
+    assert_result(ch05.check_teacher_forcing(answer), status, fragment)
+
+
+def test_teacher_forcing_solution_keeps_the_dtype_of_targets(tf):
+    targets = np.array([[3, 2, 0]], dtype=np.int32)
+    assert make_decoder_inputs(targets, 1).dtype == tf.int32
+    assert make_decoder_inputs(tf.constant(targets, tf.int64), 1).dtype == tf.int64
+
+
+# 05.2 attention_weights --------------------------------------------------------------------------
+def attention_weights(query, keys, mask):
+    """The notebook's solution: Luong's dot product, padded keys at -1e9, softmax over the keys."""
+    import tensorflow as tf
+
+    scores = tf.matmul(query, keys, transpose_b=True)  # (batch, queries, keys)
+    scores = tf.where(mask[:, tf.newaxis, :], scores, -1e9)
+    return tf.nn.softmax(scores, axis=-1)
+
+
+def keras_attention(query, keys, mask):
+    import keras
+
+    layer = keras.layers.Attention()
+    return layer([query, keys], mask=[None, mask], return_attention_scores=True)[1]
+
+
+def attention(*, axis=-1, mask="where", fill=-1e9, scale=False, scores="q.k"):
+    """An attention_weights; the options make the classic mistakes."""
+    import tensorflow as tf
+
+    def answer(query, keys, m):
+        s = {
+            "q.k": lambda: tf.matmul(query, keys, transpose_b=True),
+            "untransposed": lambda: tf.matmul(query, keys),
+            "q.q": lambda: tf.matmul(query, query, transpose_b=True),
+            "k.q": lambda: tf.matmul(keys, query, transpose_b=True),
+        }[scores]()
+        if scale:
+            s /= tf.sqrt(tf.cast(tf.shape(query)[-1], s.dtype))
+        real = m[:, tf.newaxis, :]
+        numbers = tf.cast(real, s.dtype)
+        s = {
+            "where": lambda: tf.where(real, s, fill),
+            "inverted": lambda: tf.where(real, fill, s),
+            "multiply": lambda: s * numbers,
+            "times_inf": lambda: s * numbers + (1.0 - numbers) * float("-inf"),
+            "add": lambda: s + (1.0 - numbers) * fill,
+            "none": lambda: s,
+            "after": lambda: s,
+        }[mask]()
+        weights = tf.nn.softmax(s, axis=axis)
+        return weights * numbers if mask == "after" else weights
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "fragment"),
+    [
+        (attention_weights, "passed", "softmax over the keys of the unscaled dot products"),
+        (keras_attention, "passed", "as keras.layers.Attention() computes them"),
+        (attention(fill=float("-inf")), "passed", "exactly no weight on padded keys"),
+        (attention(mask="add", fill=-1e4), "passed", "exactly no weight"),
+        (lambda q, k, m: ch05.reference_attention(q, k, m), "passed", "rows that sum to 1"),
+        (lambda q, k, m: keras_attention(q, k, m), "passed", "keras.layers.Attention()"),
+        (
+            lambda q, k, m: (attention_weights(q, k, m), q),
+            "failed",
+            "it returned a pair; return only the weights",
+        ),
+        (None, "not attempted", "not attempted yet"),
+        (not_written, "not attempted", "not attempted yet"),
+        (raises, "failed", "attention_weights raised RuntimeError: oops"),
+        (attention(axis=1), "failed", "sum to 1 over the queries (axis 1)"),
+        (attention(axis=0), "failed", "sum to 1 over the batch (axis 0)"),
+        (attention(axis=1, fill=float("-inf")), "failed", "over the queries (axis 1)"),
+        (attention(mask="none"), "failed", "it ignores the mask"),
+        (attention(mask="inverted"), "failed", "the mask is inverted"),
+        (attention(mask="after"), "failed", "zeroes the padded keys' weights after the softmax"),
+        (attention(mask="multiply"), "failed", "it multiplies the scores by the mask"),
+        (attention(mask="times_inf"), "failed", "0 * -inf is NaN"),
+        (attention(fill=-10.0), "failed", "padded keys get weights up to"),
+        (attention(scale=True), "failed", "it divides the scores by sqrt(d) = sqrt(5)"),
+        (attention(scores="untransposed"), "failed", "without transposing them"),
+        (attention(scores="q.q", mask="none"), "failed", "scores the queries against themselves"),
+        (attention(scores="k.q", mask="none"), "failed", "(batch, keys, queries)"),
+        (lambda q, k, m: attention_weights(q, k, m) * 0.9, "failed", "sum to 0.9, not 1"),
+        (lambda q, k, m: attention_weights(q, k, m)[:, :-1], "failed", "expected (3, 4, 5)"),
+        (lambda q, k, m: attention_weights(q, 1.1 * k, m), "failed", "the weight of key 0"),
+    ],
+)
+def test_check_attention_weights(tf, answer, status, fragment):
+    assert_result(ch05.check_attention_weights(answer), status, fragment)
+
+
+@pytest.mark.parametrize("case", range(len(ch05.ATTENTION_CASES)))
+def test_reference_attention_agrees_with_keras_attention(tf, case):
+    query, keys, mask = ch05.ATTENTION_CASES[case]
+    weights = np.asarray(keras_attention(query, keys, mask))
+    np.testing.assert_allclose(weights, ch05.reference_attention(query, keys, mask), atol=1e-6)
+    assert weights[np.broadcast_to(~mask[:, None, :], weights.shape)].max() == 0.0
+
+
+# 05.3 greedy_decode ------------------------------------------------------------------------------
+def greedy_decode(step_fn, initial_state, start_id, end_id, max_length):
+    """The notebook's solution: feed back each argmax, then cut each row at its first END."""
+    import tensorflow as tf
+
+    batch_size = tf.shape(tf.nest.flatten(initial_state)[0])[0]
+    tokens, state, steps = tf.fill([batch_size], start_id), initial_state, []
+    for _ in range(max_length):
+        log_probs, state = step_fn(tokens, state)
+        tokens = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+        steps.append(tokens)
+    rows = tf.stack(steps, axis=1).numpy().tolist()
+    return [row[: row.index(end_id)] if end_id in row else row for row in rows]
+
+
+def greedy_row_by_row(step_fn, initial_state, start_id, end_id, max_length):
+    """A right answer that decodes one row at a time, stopping it at its END."""
+    import tensorflow as tf
+
+    rows = []
+    for row in range(len(tf.nest.flatten(initial_state)[0])):
+        state = tf.nest.map_structure(lambda s: s[row : row + 1], initial_state)  # noqa: B023
+        tokens = [start_id]
+        for _ in range(max_length):
+            log_probs, state = step_fn(tf.constant(tokens[-1:]), state)
+            tokens.append(int(tf.argmax(log_probs[0])))
+            if tokens[-1] == end_id:
+                break
+        rows.append([t for t in tokens[1:] if t != end_id])
+    return rows
+
+
+def course_search(search, *, beams=False):
+    """An answer that calls tfcourse.decoding's search: the check must agree with it."""
+    import tensorflow as tf
+
+    def answer(step_fn, initial_state, start_id, end_id, max_length, *beam_width):
+        found = search(
+            step_fn,
+            initial_state,
+            batch_size=len(tf.nest.flatten(initial_state)[0]),
+            start_id=start_id,
+            end_id=end_id,
+            max_length=max_length,
+            **({"beam_width": beam_width[0]} if beams else {}),
+        )
+        return found.tokens
+
+    return answer
+
+
+def greedy(*, feed="argmax", carry=True, steps=0, cut=True, keep_start=False, keep_end=False):
+    """A greedy_decode; the options make the classic mistakes."""
+    import tensorflow as tf
+
+    def answer(step_fn, initial_state, start_id, end_id, max_length):
+        batch_size = tf.shape(tf.nest.flatten(initial_state)[0])[0]
+        tokens, state, history = tf.fill([batch_size], start_id), initial_state, []
+        for step in range(max_length + steps):
+            log_probs, state = step_fn(tokens, state if carry else initial_state)
+            if feed == "batch":
+                best = tf.argmax(log_probs, axis=0, output_type=tf.int32)
+            elif feed == "sample":
+                seed = [step, 7]
+                best = tf.random.stateless_categorical(log_probs, 1, seed=seed, dtype=tf.int32)[
+                    :, 0
+                ]
+            else:
+                best = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+            history.append(best)
+            tokens = tf.fill([batch_size], start_id) if feed == "start" else best
+        rows = tf.stack(history, axis=1).numpy().tolist()
+        if cut:
+            rows = [r[: r.index(end_id) + keep_end] if end_id in r else r for r in rows]
+        return [[start_id] * keep_start + r for r in rows]
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "fragment"),
+    [
+        (greedy_decode, "passed", "matches tfcourse.decoding.greedy_search"),
+        (greedy(), "passed", "feeds back each argmax, carries the state"),
+        (greedy_row_by_row, "passed", "matches tfcourse.decoding.greedy_search"),
+        (course_search(decoding.greedy_search), "passed", "matches"),
+        (None, "not attempted", "not attempted yet"),
+        (not_written, "not attempted", "not attempted yet"),
+        (raises, "failed", "greedy_decode raised RuntimeError: oops"),
+        (greedy(feed="start"), "failed", "it feeds start_id at every step"),
+        (greedy(carry=False), "failed", "it passes initial_state at every step"),
+        (greedy(keep_start=True), "failed", "row 0 begins with start_id (1)"),
+        (greedy(keep_end=True), "failed", "row 0 ends with end_id (2); leave END out"),
+        (greedy(cut=False), "failed", "row 0 goes on after END"),
+        (greedy(steps=1), "failed", "row 1 has 7 tokens, one more than max_length (6)"),
+        (greedy(steps=-1), "failed", "row 1 stops one token short of max_length (6)"),
+        (greedy(feed="batch"), "failed", "that is an argmax over the batch axis (0)"),
+        (greedy(feed="sample"), "failed", "not a sample"),
+        (lambda *a: greedy_decode(*a)[:1], "failed", "decode every row of the batch"),
+        (lambda *a: [t for r in greedy_decode(*a) for t in r], "failed", "one flat list"),
+        (lambda *a: [r[1:] for r in greedy_decode(*a)], "failed", "lacks its first generated"),
+        (lambda *a: np.array(greedy_decode(*a), dtype=object), "failed", "return a Python list"),
+        (lambda *a: greedy_decode(*a[:2], 1, *a[3:]), "failed", "feed start_id (5) to every row"),
+        (lambda *a: None, "failed", "greedy_decode returned None"),
+    ],
+)
+def test_check_greedy_decode(tf, answer, status, fragment):
+    assert_result(ch05.check_greedy_decode(answer), status, fragment)
+
+
+def test_check_greedy_decode_catches_a_start_id_used_for_the_first_row_only(tf):
+    def one_start(step_fn, initial_state, start_id, end_id, max_length):
+        return greedy_decode(
+            lambda tokens, state: step_fn(tokens[:1], state), initial_state, start_id, end_id, 1
+        )
+
+    assert_result(ch05.check_greedy_decode(one_start), "failed", "step_fn got 1 token for 3 rows")
+
+
+# 05.4 beam_decode --------------------------------------------------------------------------------
+def gather_rows(state, rows):
+    """Pick `rows` of every Tensor in a `tf.nest` structure (the notebook's solution uses it)."""
+    import tensorflow as tf
+
+    return tf.nest.map_structure(lambda s: tf.gather(s, rows), state)
+
+
+def beam_decode(step_fn, initial_state, start_id, end_id, max_length, beam_width):
+    """The notebook's solution: each row's k best extensions; those that end are set aside."""
+    import tensorflow as tf
+
+    k = beam_width
+    batch_size = int(tf.shape(tf.nest.flatten(initial_state)[0])[0])
+    state = tf.nest.map_structure(lambda s: tf.repeat(s, k, axis=0), initial_state)
+    scores = np.tile([0.0] + [-np.inf] * (k - 1), batch_size)  # one live beam per row at first
+    tokens, sequences = np.full(batch_size * k, start_id), [[] for _ in range(batch_size * k)]
+    finished = [[] for _ in range(batch_size)]  # (score, tokens) pairs, per row
+    for _ in range(max_length):
+        log_probs, state = step_fn(tokens, state)
+        total = scores[:, None] + np.asarray(log_probs)  # (batch_size * k, vocab_size)
+        vocab_size = total.shape[1]
+        total = total.reshape(batch_size, k * vocab_size)  # each row's candidates side by side
+        best = np.argsort(-total, axis=1, kind="stable")[:, :k]
+        scores = np.take_along_axis(total, best, axis=1).ravel()
+        beams = (best // vocab_size + k * np.arange(batch_size)[:, None]).ravel()
+        tokens = (best % vocab_size).ravel()
+        sequences = [sequences[b] + [t] for b, t in zip(beams, tokens.tolist(), strict=True)]
+        state = gather_rows(state, beams)  # each beam takes its parent's state
+        for beam in np.flatnonzero((tokens == end_id) & np.isfinite(scores)):
+            finished[beam // k].append((scores[beam], sequences[beam][:-1]))
+            scores[beam] = -np.inf  # a finished hypothesis grows no further
+        if np.isneginf(scores).all():
+            break
+    for beam in np.flatnonzero(np.isfinite(scores)):  # still live after max_length tokens
+        finished[beam // k].append((scores[beam], sequences[beam]))
+    return [max(row, key=lambda h: h[0])[1] for row in finished]
+
+
+def beam(mistake=""):
+    """The solution, vectorised in NumPy, with one classic mistake."""
+    import tensorflow as tf
+
+    def answer(step_fn, initial_state, start_id, end_id, max_length, beam_width):
+        k = 1 if mistake == "greedy" else beam_width
+        batch_size = int(tf.shape(tf.nest.flatten(initial_state)[0])[0])
+        groups, per = (1, batch_size * k) if mistake == "mix_rows" else (batch_size, k)
+        keep = mistake in ("pushed_out", "after_end")  # finished ones stay in the beam
+        state = tf.nest.map_structure(lambda s: tf.repeat(s, k, axis=0), initial_state)
+        scores = np.tile([0.0] + [-np.inf] * (k - 1), batch_size)
+        tokens, sequences = np.full(batch_size * k, start_id), [[] for _ in range(batch_size * k)]
+        finished = [[] for _ in range(batch_size)]
+        for _ in range(max_length):
+            log_probs, new_state = step_fn(tokens, state)
+            log_probs = np.asarray(log_probs, np.float64)
+            vocab_size = log_probs.shape[1]
+            if mistake == "pushed_out":  # a finished beam's only extension: END, for free
+                done = np.array([end_id in s for s in sequences])
+                log_probs[done] = np.where(np.arange(vocab_size) == end_id, 0.0, -np.inf)
+            if mistake == "last_step":  # only the new token counts (dead beams stay dead)
+                total = np.where(np.isfinite(scores), 0.0, -np.inf)[:, None] + log_probs
+            elif mistake == "probabilities":
+                total = scores[:, None] + np.exp(log_probs)
+            else:
+                total = scores[:, None] + log_probs
+            total = total.reshape(groups, -1)
+            best = np.argsort(-total, axis=1, kind="stable")[:, :per]
+            scores = np.take_along_axis(total, best, axis=1).ravel()
+            beams = (best // vocab_size + per * np.arange(groups)[:, None]).ravel()
+            tokens = (best % vocab_size).ravel()
+            sequences = [sequences[b] + [t] for b, t in zip(beams, tokens.tolist(), strict=True)]
+            if mistake != "no_reorder":
+                new_state = gather_rows(new_state, beams)
+            state = new_state
+            if keep:
+                continue
+            for b in np.flatnonzero((tokens == end_id) & np.isfinite(scores)):
+                finished[b // k].append((scores[b], sequences[b][:-1]))
+                scores[b] = -np.inf
+            if np.isneginf(scores).all():
+                break
+        for b in np.flatnonzero(np.isfinite(scores)):
+            cut = sequences[b].index(end_id) if end_id in sequences[b] else None
+            finished[b // k].append((scores[b], sequences[b][:cut]))
+        pick = min if mistake == "worst" else max
+        return [pick(row, key=lambda h: h[0])[1] for row in finished]
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "fragment"),
+    [
+        (beam_decode, "passed", "finds each row's best sequence"),
+        (beam(), "passed", "equals greedy search with beam_width=1"),
+        (
+            course_search(decoding.beam_search, beams=True),
+            "passed",
+            "finds each row's best sequence",
+        ),
+        (course_search(decoding.exhaustive_search), "failed", "with beam_width=1, row 0 is"),
+        (None, "not attempted", "not attempted yet"),
+        (not_written, "not attempted", "not attempted yet"),
+        (raises, "failed", "beam_decode raised RuntimeError: oops"),
+        (beam("greedy"), "failed", "that is greedy search's result"),
+        (beam("last_step"), "failed", "it ranks beams by the last token's log-prob"),
+        (beam("probabilities"), "failed", "it adds up probabilities"),
+        (beam("pushed_out"), "failed", "it keeps finished hypotheses in the beam"),
+        (beam("after_end"), "failed", "it goes on extending hypotheses after END"),
+        (beam("worst"), "failed", "it returns the worst beam"),
+        (beam("no_reorder"), "failed", "reorder the state with the beams chosen"),
+        (beam("mix_rows"), "failed", "with the state of another row of the batch"),
+        (lambda *a: greedy_decode(*a[:5]), "failed", "that is greedy search's result"),
+        (lambda *a: [[*r, a[3]] for r in beam_decode(*a)], "failed", "leave END out"),
+        (lambda *a: beam_decode(*a)[:1], "failed", "decode every row of the batch"),
+    ],
+)
+def test_check_beam_search(tf, answer, status, fragment):
+    assert_result(ch05.check_beam_search(answer), status, fragment)
+
+
+def test_check_beam_search_wants_greedy_search_with_one_beam(tf):
+    def wide_when_narrow(*args):
+        return beam_decode(*args[:5], max(args[5], 2))
+
+    result = ch05.check_beam_search(wide_when_narrow)
+    assert_result(result, "failed", "with beam_width=1, row 0 is")
+
+
+# The decoding cases ------------------------------------------------------------------------------
+def search(case, method, **options):
+    model = ch05._Model(case)
+    return method(
+        model.step_fn,
+        model.initial_state(),
+        batch_size=len(case.rows),
+        start_id=case.start_id,
+        end_id=case.end_id,
+        max_length=case.max_length,
+        **options,
+    )
+
+
+@pytest.mark.parametrize("case", ch05.GREEDY_CASES)
+def test_greedy_cases_end_rows_early_and_at_max_length(tf, case):
+    lengths = [len(tokens) for tokens in search(case, decoding.greedy_search).tokens]
+    assert case.max_length in lengths
+    assert min(lengths) < case.max_length - 1  # an END, away from the limit's off-by-one
+
+
+@pytest.mark.parametrize("case", ch05.BEAM_CASES)
+def test_beam_cases_are_solved_by_the_course_beam_search(tf, case):
+    best = search(case, decoding.exhaustive_search)
+    found = search(case, decoding.beam_search, beam_width=case.beam_width)
+    assert found.tokens == best.tokens
+    model = ch05._Model(case)
+    assert [ch05._beam_row(model, row) for row in range(len(case.rows))] == best.tokens
+    runner_up = [beams[1][1] for beams in best.beams]
+    assert np.all(best.scores - runner_up > 1e-3)  # no ties
+
+
+def test_greedy_search_misses_the_best_sequence_in_the_first_beam_case(tf):
+    case = ch05.BEAM_CASES[0]
+    greedy_found = search(case, decoding.greedy_search)
+    best = search(case, decoding.exhaustive_search)
+    assert greedy_found.tokens != best.tokens
+    assert np.all(greedy_found.scores <= best.scores + 1e-9)
+
+
+# Every check -------------------------------------------------------------------------------------
+CHECKS = {
+    "05.1": ch05.check_teacher_forcing,
+    "05.2": ch05.check_attention_weights,
+    "05.3": ch05.check_greedy_decode,
+    "05.4": ch05.check_beam_search,
+}
+
+
+@pytest.mark.parametrize("exercise", sorted(CHECKS))
+@pytest.mark.parametrize(
+    ("answer", "fragment"),
+    [
+        (raises, "raised RuntimeError: oops"),
+        (sleeps, "the time limit"),
+        (exits, "called sys.exit(1)"),
+        (floods, ""),
+    ],
+)
+def test_every_check_survives_a_misbehaving_answer(
+    tf, monkeypatch, capsys, exercise, answer, fragment
+):
+    monkeypatch.setattr(_learner, "TIME_BUDGET", 0.5)
+    result = CHECKS[exercise](answer)
+    assert_result(result, "failed", fragment)
+    assert "\n" not in result.message
+    assert len(capsys.readouterr().out) < 10_000

@@ -1,0 +1,916 @@
+"""Self-checks for the exercises of `05_seq2seq_attention`."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tfcourse.exercises._expect import expect_shape, to_numpy
+from tfcourse.exercises._framework import Wrong, _describe, check
+from tfcourse.exercises._learner import call, learner_code
+
+__all__ = [
+    "ATTENTION_CASES",
+    "BEAM_CASES",
+    "GREEDY_CASES",
+    "MASKED_WEIGHT_LIMIT",
+    "TEACHER_CASES",
+    "check_attention_weights",
+    "check_beam_search",
+    "check_greedy_decode",
+    "check_teacher_forcing",
+    "reference_attention",
+]
+
+
+# 05.1 -------------------------------------------------------------------------------------------
+#: Exercise 05.1: (targets, start_id, end_id, as a Tensor?): each row holds token ids, END, then
+#: PAD (0). The third case has other START and END ids, so that a hard-coded id shows.
+TEACHER_CASES: tuple[tuple[np.ndarray, int, int, bool], ...] = (
+    (np.array([[5, 7, 9, 2, 0], [3, 2, 0, 0, 0], [8, 8, 8, 8, 2], [4, 6, 2, 0, 0]]), 1, 2, True),
+    (np.array([[3, 4, 2]], dtype=np.int32), 1, 2, False),
+    (np.array([[7, 5, 6, 4, 0, 0], [9, 4, 0, 0, 0, 0]], dtype=np.int32), 3, 4, True),
+)
+
+
+@check("05.1", "decoder inputs for teacher forcing")
+def check_teacher_forcing(make_decoder_inputs: Callable[[Any, int], Any]) -> str:
+    """Check `make_decoder_inputs(targets, start_id)`: START, then the targets shifted right."""
+    import tensorflow as tf
+
+    for targets, start_id, end_id, as_tensor in TEACHER_CASES:
+        given = tf.constant(targets) if as_tensor else targets.copy()
+        result = call(make_decoder_inputs, given, start_id, name="make_decoder_inputs")
+        if isinstance(result, (tuple, list)) and len(result) == 2:
+            raise Wrong("it returned a pair; return only the decoder inputs, one Tensor.")
+        with learner_code("converting the output of make_decoder_inputs"):
+            inputs = to_numpy(result, name="the decoder inputs")
+        _expect_decoder_inputs(inputs, targets, start_id, end_id)
+    return (
+        "puts start_id first and shifts the targets right by one (their last column dropped), "
+        "keeping their shape, integer dtype, END and padding, for Tensors and arrays."
+    )
+
+
+def _shifted(targets: np.ndarray, start_id: int) -> np.ndarray:
+    return np.concatenate([np.full((len(targets), 1), start_id), targets[:, :-1]], axis=1)
+
+
+def _expect_decoder_inputs(
+    inputs: np.ndarray, targets: np.ndarray, start_id: int, end_id: int
+) -> None:
+    if inputs.shape != targets.shape:
+        _explain_shape(inputs, targets, start_id)
+    if inputs.dtype.kind not in "iu":
+        raise Wrong(
+            f"the decoder inputs have dtype {inputs.dtype}; keep the integer dtype of targets "
+            "(an Embedding layer takes integer ids): build the START column with targets.dtype."
+        )
+    expected = _shifted(targets, start_id)
+    if np.array_equal(inputs, expected):
+        return
+    raise Wrong(f"with start_id={start_id}, {_shift_mistake(inputs, targets, start_id, end_id)}")
+
+
+def _explain_shape(inputs: np.ndarray, targets: np.ndarray, start_id: int) -> None:
+    batch, length = targets.shape
+    name = f"the decoder inputs have shape {inputs.shape}, but targets {targets.shape}"
+    if inputs.shape == (batch, length + 1):
+        raise Wrong(
+            f"{name}: it keeps every column after START; drop the last column of targets "
+            "(START, then targets[:, :-1]) so the inputs line up with the labels."
+        )
+    if inputs.shape == (batch, length - 1):
+        if np.array_equal(inputs, targets[:, 1:]):
+            raise Wrong(
+                f"{name}: targets[:, 1:] is what the decoder predicts; its inputs are START, "
+                "then targets[:, :-1]."
+            )
+        raise Wrong(f"{name}: it drops a column but adds no START; put START in front.")
+    if inputs.shape == (batch + 1, length):
+        raise Wrong(
+            f"{name}: it adds START as a new row, along the batch axis (0); concatenate along "
+            "the time axis, axis=1."
+        )
+    expect_shape(inputs, targets.shape, name="the decoder inputs")
+
+
+def _shift_mistake(inputs: np.ndarray, targets: np.ndarray, start_id: int, end_id: int) -> str:
+    fix = "START, then targets[:, :-1]"
+    first, rest, head = inputs[:, 0], inputs[:, 1:], targets[:, :-1]
+    if np.array_equal(inputs, targets):
+        return f"it returns the targets unchanged; the decoder inputs are {fix}."
+    if len(targets) > 1 and (
+        np.array_equal(inputs[1:], targets[:-1]) or np.array_equal(inputs[:-1], targets[1:])
+    ):
+        return (
+            "it shifts the rows, along the batch axis (0); shift each row along the time axis "
+            f"(1): {fix}."
+        )
+    if np.all(inputs[:, -1] == start_id) and not np.all(first == start_id):
+        return f"it puts START at the end of each row; put it first: {fix}."
+    if np.array_equal(inputs[:, :-1], targets[:, 1:]):
+        return (
+            "it shifts the targets left (targets[:, 1:] are the labels, what the decoder "
+            f"predicts); shift them right: {fix}."
+        )
+    if np.array_equal(rest, head) and np.all(first == first[0]):
+        return _first_column_mistake(int(first[0]), start_id, end_id)
+    if np.all(first == start_id) and np.array_equal(rest, targets[:, 1:]):
+        return (
+            "it drops the first token of each target instead of the last column; the decoder "
+            f"inputs are {fix}."
+        )
+    if np.all(first == start_id):
+        changed = rest != head
+        if np.all(head[changed] == 0):
+            return (
+                "it changes the padding: positions that hold PAD (0) in targets must stay 0 in "
+                f"the decoder inputs, which are {fix}."
+            )
+        if np.all(head[changed] == end_id):
+            return f"it changes the END tokens ({end_id}); keep them: the inputs are {fix}."
+    row = int(np.argwhere((inputs != _shifted(targets, start_id)).any(axis=1))[0, 0])
+    return (
+        f"row {row} of the decoder inputs is {inputs[row].tolist()}, expected "
+        f"{_shifted(targets, start_id)[row].tolist()} ({fix})."
+    )
+
+
+def _first_column_mistake(first: int, start_id: int, end_id: int) -> str:
+    if first == end_id:
+        return (
+            f"each row starts with END ({end_id}); the decoder starts from START: put start_id "
+            "first."
+        )
+    return (
+        f"each row starts with {first}, but start_id is {start_id}: use the start_id argument, "
+        "not a constant."
+    )
+
+
+# 05.2 -------------------------------------------------------------------------------------------
+def _attention_case(
+    seed: int, batch: int, queries: int, keys: int, depth: int, mask: list[list[int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    query = (0.7 * rng.normal(size=(batch, queries, depth))).astype(np.float32)
+    key = (0.7 * rng.normal(size=(batch, keys, depth))).astype(np.float32)
+    return query, key, np.array(mask, dtype=bool)
+
+
+#: Exercise 05.2: (query, keys, mask) triples. The first has as many features as keys (so that a
+#: product with untransposed keys has the right shape) and a row where only the first key is
+#: real; the second a mask with a hole. No row is all padding.
+ATTENTION_CASES: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...] = (
+    _attention_case(0, 3, 4, 5, 5, [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]]),
+    _attention_case(1, 2, 3, 6, 8, [[1, 1, 1, 1, 0, 0], [1, 0, 1, 1, 0, 1]]),
+)
+#: Exercise 05.2: the most weight a padded key may get.
+MASKED_WEIGHT_LIMIT = 1e-6
+
+
+@check("05.2", "masked dot-product attention weights")
+def check_attention_weights(attention_weights: Callable[[Any, Any, Any], Any]) -> str:
+    """Check `attention_weights(query, keys, mask)` against softmax(q·k) with masked keys."""
+    import tensorflow as tf
+
+    for query, keys, mask in ATTENTION_CASES:
+        result = call(
+            attention_weights,
+            tf.constant(query),
+            tf.constant(keys),
+            tf.constant(mask),
+            name="attention_weights",
+        )
+        if isinstance(result, (tuple, list)) and len(result) == 2:
+            raise Wrong(
+                "it returned a pair; return only the weights (keras.layers.Attention gives "
+                "(outputs, scores) with return_attention_scores=True)."
+            )
+        with learner_code("converting the output of attention_weights"):
+            weights = to_numpy(result, name="the attention weights")
+        _expect_attention(weights, query, keys, mask)
+    return (
+        "softmax over the keys of the unscaled dot products q·k, with exactly no weight on "
+        "padded keys and rows that sum to 1, as keras.layers.Attention() computes them."
+    )
+
+
+def _masked_softmax(scores: np.ndarray, mask: np.ndarray | None, axis: int = -1) -> np.ndarray:
+    if mask is not None:
+        scores = np.where(mask[:, None, :], scores, -1e9)
+    shifted = np.exp(scores - scores.max(axis=axis, keepdims=True))
+    return shifted / shifted.sum(axis=axis, keepdims=True)
+
+
+def _scores(query: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    return np.einsum("bqd,bkd->bqk", query.astype(np.float64), keys.astype(np.float64))
+
+
+def reference_attention(query: Any, keys: Any, mask: Any) -> np.ndarray:
+    """The expected weights, in float64: softmax over the keys of q·k, padded keys at -1e9."""
+    return _masked_softmax(_scores(np.asarray(query), np.asarray(keys)), np.asarray(mask, bool))
+
+
+def _close(actual: np.ndarray, expected: np.ndarray) -> bool:
+    return actual.shape == expected.shape and np.allclose(actual, expected, rtol=1e-4, atol=1e-5)
+
+
+def _expect_attention(
+    weights: np.ndarray, query: np.ndarray, keys: np.ndarray, mask: np.ndarray
+) -> None:
+    batch, queries, count = *query.shape[:2], keys.shape[1]
+    name = "the attention weights"
+    if weights.shape == (batch, count, queries):
+        raise Wrong(
+            f"{name} have shape {weights.shape}, (batch, keys, queries); the last axis must run "
+            "over the keys: scores = tf.matmul(query, keys, transpose_b=True)."
+        )
+    if weights.shape == (batch, queries, queries) and queries != count:
+        raise Wrong(
+            f"{name} have shape {weights.shape}, (batch, queries, queries): it scores the "
+            "queries against themselves; score them against the keys, query @ keys^T."
+        )
+    expect_shape(weights, (batch, queries, count), name=name)
+    w = weights.astype(np.float64)
+    _expect_softmax_axis(w)
+    if np.isnan(w).any():
+        raise Wrong(
+            f"{name} contain NaN at {int(np.isnan(w).sum())} of {w.size} positions: 0 * -inf "
+            "is NaN, so don't multiply the mask into -inf scores; use tf.where(mask[:, None, :], "
+            "scores, -1e9) before the softmax."
+        )
+    if not np.isfinite(w).all():
+        raise Wrong(f"{name} contain infinite values; a softmax gives values from 0 to 1.")
+    scores = _scores(query, keys)
+    sums = w.sum(axis=-1)
+    if not np.allclose(sums, 1.0, atol=1e-4):
+        raise Wrong(_sum_mistake(w, sums, scores, mask))
+    padded = np.broadcast_to(~mask[:, None, :], w.shape)
+    if w[padded].size and w[padded].max() > MASKED_WEIGHT_LIMIT:
+        raise Wrong(_leak_mistake(w, padded, scores, mask))
+    if _close(w, _masked_softmax(scores, mask)):
+        return
+    raise Wrong(_score_mistake(w, query, keys, mask))
+
+
+def _sums_to_one(w: np.ndarray, axis: int) -> bool:
+    sums = w.sum(axis=axis)
+    finite = np.isfinite(sums)
+    return bool(finite.mean() >= 0.5 and np.allclose(sums[finite], 1.0, atol=1e-4))
+
+
+def _expect_softmax_axis(w: np.ndarray) -> None:
+    if _sums_to_one(w, -1):
+        return
+    for axis, what in ((1, "the queries (axis 1)"), (0, "the batch (axis 0)")):
+        if _sums_to_one(w, axis):
+            raise Wrong(
+                f"the weights sum to 1 over {what}; take the softmax over the keys, the last "
+                "axis: tf.nn.softmax(scores, axis=-1)."
+            )
+
+
+def _sum_mistake(w: np.ndarray, sums: np.ndarray, scores: np.ndarray, mask: np.ndarray) -> str:
+    row, query = (int(i) for i in np.argwhere(~np.isclose(sums, 1.0, atol=1e-4))[0])
+    if _close(w, _masked_softmax(scores, None) * mask[:, None, :]):
+        return (
+            f"it zeroes the padded keys' weights after the softmax, so the weights of row {row} "
+            f"sum to {sums[row, query]:.4g}, not 1: mask the scores before the softmax "
+            "(tf.where(mask[:, None, :], scores, -1e9)), or divide by the new sum."
+        )
+    return (
+        f"the weights of query {query} in row {row} sum to {sums[row, query]:.4g}, not 1: end "
+        "with a softmax over the last axis (the keys)."
+    )
+
+
+def _leak_mistake(w: np.ndarray, padded: np.ndarray, scores: np.ndarray, mask: np.ndarray) -> str:
+    partial = ~mask.all(axis=1)
+    real = np.broadcast_to(mask[:, None, :], w.shape) & partial[:, None, None]
+    if w[real].max() <= MASKED_WEIGHT_LIMIT:
+        return (
+            "the mask is inverted: the weights fall on the padded keys. mask is True at real "
+            "keys; keep their scores and set the others to -1e9: tf.where(mask[:, None, :], "
+            "scores, -1e9)."
+        )
+    if _close(w, _masked_softmax(scores, None)):
+        return (
+            "it ignores the mask, so padded keys get weight: set their scores to -1e9 before the "
+            "softmax, tf.where(mask[:, None, :], scores, -1e9)."
+        )
+    if _close(w, _masked_softmax(scores * mask[:, None, :], None)):
+        return (
+            "it multiplies the scores by the mask: a padded key's score becomes 0, not -inf, "
+            "and still gets weight; use tf.where(mask[:, None, :], scores, -1e9)."
+        )
+    return (
+        f"padded keys get weights up to {w[padded].max():.3g}, more than "
+        f"{MASKED_WEIGHT_LIMIT:g}: give their scores -1e9 (or -inf), not a small negative "
+        "number, before the softmax."
+    )
+
+
+def _score_mistake(w: np.ndarray, query: np.ndarray, keys: np.ndarray, mask: np.ndarray) -> str:
+    scores, depth = _scores(query, keys), query.shape[-1]
+    if _close(w, _masked_softmax(scores / np.sqrt(depth), mask)):
+        return (
+            f"it divides the scores by sqrt(d) = sqrt({depth}), as Transformers do; Luong's dot "
+            "product, keras.layers.Attention()'s default, does not scale: softmax(q·k)."
+        )
+    if keys.shape[1] == depth:
+        untransposed = np.einsum("bqd,bdk->bqk", query, keys)
+        if _close(w, _masked_softmax(untransposed, mask)):
+            return (
+                "it multiplies the query by the keys without transposing them: scores = "
+                "tf.matmul(query, keys, transpose_b=True), so that the features meet."
+            )
+    expected = _masked_softmax(scores, mask)
+    wrong = ~np.isclose(w, expected, rtol=1e-4, atol=1e-5)
+    row, query_index, key = (int(i) for i in np.argwhere(wrong)[0])
+    return (
+        f"the weight of key {key} for query {query_index} in row {row} is "
+        f"{w[row, query_index, key]:.5g}, expected {expected[row, query_index, key]:.5g}: "
+        "weights = softmax over the keys of query @ keys^T, padded keys at -1e9."
+    )
+
+
+# 05.3 and 05.4: a tiny model to decode ----------------------------------------------------------
+_VOCAB, _PAD, _BASE = 6, 0, 7  # token ids 0-5; prefixes are coded in base 7 (token + 1)
+_OFF = -9.0  # the logit of PAD and START, which a decoder should never choose
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One input row of a tiny model: its next-token distributions for every prefix.
+
+    Attributes:
+        seed: Seeds the pseudo-random logits of every prefix.
+        end_bias: END's extra logit, plus `end_slope` for each token fed so far.
+        end_slope: How fast END grows more likely.
+        spread: The standard deviation of the random logits.
+        table: Explicit probabilities (END, then the three other tokens) for some generated
+            prefixes, which override the random ones.
+    """
+
+    seed: int
+    end_bias: float = -1.5
+    end_slope: float = 0.8
+    spread: float = 1.0
+    table: tuple[tuple[tuple[int, ...], tuple[float, float, float, float]], ...] = ()
+
+
+@dataclass(frozen=True)
+class _Case:
+    """A batch to decode: its rows, ids, length limit, beam width and state layout."""
+
+    rows: tuple[_Row, ...]
+    max_length: int
+    start_id: int = 1
+    end_id: int = 2
+    beam_width: int = 2
+    layout: str = "dict"  # "dict": {"row", "prefix"}; "nested": (prefix, [row, hidden])
+
+    @property
+    def others(self) -> tuple[int, ...]:
+        """END, then the three tokens a decoder may choose besides it."""
+        rest = [t for t in range(_VOCAB) if t not in (_PAD, self.start_id, self.end_id)]
+        return (self.end_id, *rest)
+
+
+@dataclass
+class _Call:
+    tokens: np.ndarray
+    codes: np.ndarray
+
+
+@dataclass
+class _Model:
+    """A tiny decoder whose state carries its row id and every token fed so far.
+
+    Its log-probs depend on the row and on the tokens fed since the start, read from the state,
+    so a decoder that feeds the wrong token, forgets the state, does not reorder it with its beams
+    or mixes rows sees other log-probs; every call is recorded, to explain what went wrong.
+    """
+
+    case: _Case
+    calls: list[_Call] = field(default_factory=list)
+    evaluated: set[tuple[int, tuple[int, ...]]] = field(default_factory=set)
+
+    def log_probs(self, row: int, fed: tuple[int, ...]) -> np.ndarray:
+        """The float32 log-probs of the next token after `fed` (which starts with START)."""
+        return _log_probs(self.case, row, fed)
+
+    def score(self, row: int, tokens: list[int]) -> float:
+        """The summed log-prob of `tokens`, END's included when it is shorter than max_length."""
+        fed, total = (self.case.start_id,), 0.0
+        ending = [self.case.end_id] if len(tokens) < self.case.max_length else []
+        for token in [*tokens, *ending]:
+            total += float(self.log_probs(row, fed)[token])
+            fed = (*fed, token)
+        return total
+
+    def initial_state(self) -> Any:
+        """The state a decoder starts from: row ids, empty prefixes (and a hidden array)."""
+        size = len(self.case.rows)
+        return self._pack(np.arange(size, dtype=np.int32), np.zeros(size, np.int64), None)
+
+    def _pack(self, rows: np.ndarray, codes: np.ndarray, hidden: np.ndarray | None) -> Any:
+        import tensorflow as tf
+
+        if self.case.layout == "dict":
+            return {"row": tf.constant(rows), "prefix": tf.constant(codes)}
+        hidden = np.zeros((len(rows), 2), np.float32) if hidden is None else hidden + 1.0
+        return (tf.constant(codes), [tf.constant(rows), tf.constant(hidden)])
+
+    def _structure(self) -> Any:
+        return {"row": 0, "prefix": 0} if self.case.layout == "dict" else (0, [0, 0])
+
+    def _unpack(self, state: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        import tensorflow as tf
+
+        try:
+            tf.nest.assert_same_structure(state, self._structure())
+        except (TypeError, ValueError):
+            raise Wrong(
+                f"step_fn got a state of another structure, {_describe(state)}: pass "
+                "initial_state first, then the new_state that step_fn returned."
+            ) from None
+        leaves = [np.asarray(leaf) for leaf in tf.nest.flatten(state)]
+        if any(leaf.ndim == 0 for leaf in leaves):
+            raise Wrong("the state passed to step_fn holds a scalar; keep the rows as its axis 0.")
+        if len({len(leaf) for leaf in leaves}) != 1:
+            raise Wrong("the arrays of the state passed to step_fn have different numbers of rows.")
+        if self.case.layout == "dict":
+            return leaves[1].astype(np.int64), leaves[0].astype(np.int64), None
+        return leaves[1].astype(np.int64), leaves[0].astype(np.int64), leaves[2]
+
+    def step_fn(self, tokens: Any, state: Any) -> tuple[Any, Any]:
+        """``step_fn(tokens, state) -> (log_probs, new_state)``, recorded."""
+        import tensorflow as tf
+
+        rows, codes, hidden = self._unpack(state)
+        ids = self._tokens(tokens, len(rows))
+        if rows.min() < 0 or rows.max() >= len(self.case.rows) or codes.min() < 0:
+            raise Wrong("the state passed to step_fn holds values step_fn never returned.")
+        if codes.max() >= _BASE ** (self.case.max_length + 2):
+            raise Wrong(
+                f"step_fn read more than {self.case.max_length + 2} tokens into one state; stop "
+                f"decoding after max_length ({self.case.max_length}) tokens."
+            )
+        self.calls.append(_Call(ids, codes.copy()))
+        codes = codes * _BASE + ids + 1
+        log_probs = []
+        for row, code in zip(rows.tolist(), codes.tolist(), strict=True):
+            fed = _decode_prefix(code)
+            self.evaluated.add((row, fed))
+            log_probs.append(self.log_probs(row, fed))
+        return tf.constant(np.stack(log_probs)), self._pack(rows.astype(np.int32), codes, hidden)
+
+    def _tokens(self, tokens: Any, count: int) -> np.ndarray:
+        ids = np.asarray(tokens.numpy() if hasattr(tokens, "numpy") else tokens)
+        if ids.dtype.kind not in "iu":
+            raise Wrong(
+                f"step_fn got tokens of dtype {ids.dtype}: pass integer ids (tf.argmax returns "
+                "them; cast with tf.cast(tokens, tf.int32))."
+            )
+        if ids.shape == (count, 1):
+            raise Wrong(
+                f"step_fn takes tokens of shape (rows,), but got {ids.shape}: drop the last axis "
+                "(tokens[:, 0])."
+            )
+        if ids.ndim != 1:
+            raise Wrong(f"step_fn takes tokens of shape ({count},), one per row; got {ids.shape}.")
+        if len(ids) != count:
+            raise Wrong(_token_count_mistake(len(ids), count))
+        if ids.min() < 0 or ids.max() >= _VOCAB:
+            bad = int(ids[(ids < 0) | (ids >= _VOCAB)][0])
+            raise Wrong(f"step_fn got token id {bad}, outside the vocabulary (0-{_VOCAB - 1}).")
+        return ids.astype(np.int64)
+
+
+def _token_count_mistake(got: int, count: int) -> str:
+    if got == _VOCAB:
+        return (
+            f"step_fn got {got} tokens for {count} rows, as many as the vocabulary: that is an "
+            "argmax over the batch axis (0); take it over the vocabulary, "
+            "tf.argmax(log_probs, axis=-1)."
+        )
+    if got == 1:
+        return (
+            f"step_fn got 1 token for {count} rows: feed one token per row of the batch, "
+            "e.g. tf.fill([batch_size], start_id)."
+        )
+    return (
+        f"step_fn got {got} tokens, but the state passed with them has {count} rows: pass one "
+        "token per row, with the state that belongs to it."
+    )
+
+
+@functools.lru_cache(maxsize=100_000)
+def _log_probs(case: _Case, row: int, fed: tuple[int, ...]) -> np.ndarray:
+    spec = case.rows[row]
+    table = dict(spec.table)
+    generated = fed[1:] if fed[:1] == (case.start_id,) else None
+    if generated in table:
+        logits = np.log(np.asarray(table[generated], dtype=np.float64))
+    else:
+        rng = np.random.default_rng([spec.seed, *fed])
+        logits = spec.spread * rng.normal(size=4)
+        logits[0] += spec.end_bias + spec.end_slope * len(fed)
+    full = np.full(_VOCAB, _OFF)
+    full[list(case.others)] = logits
+    top = full.max()
+    log_probs = (full - top - np.log(np.exp(full - top).sum())).astype(np.float32)
+    log_probs.flags.writeable = False
+    return log_probs
+
+
+def _decode_prefix(code: int) -> tuple[int, ...]:
+    fed: list[int] = []
+    while code:
+        code, digit = divmod(code, _BASE)
+        fed.append(digit - 1)
+    return tuple(reversed(fed))
+
+
+def _run_decoder(
+    decode: Any, case: _Case, name: str, *extra: int
+) -> tuple[_Model, list[list[int]]]:
+    model = _Model(case)
+    args = (model.step_fn, model.initial_state(), case.start_id, case.end_id, case.max_length)
+    result = call(decode, *args, *extra, name=name)
+    with learner_code(f"reading what {name} returned"):
+        return model, _sequences(result, len(case.rows), name)
+
+
+def _sequences(result: Any, batch: int, name: str) -> list[list[int]]:
+    if result is None:
+        raise Wrong(f"{name} returned None; return a list with one list of token ids per row.")
+    if hasattr(result, "to_list"):  # a RaggedTensor
+        result = result.to_list()
+    if hasattr(result, "numpy") or isinstance(result, np.ndarray):
+        raise Wrong(
+            f"{name} returned {_describe(result)}; return a Python list of token-id lists, one "
+            "per row, each cut at its END (rows end at different lengths)."
+        )
+    if not isinstance(result, (list, tuple)):
+        raise Wrong(f"{name} should return a list of token-id lists, not {_describe(result)}")
+    if batch > 1 and result and all(np.ndim(row) == 0 for row in result):
+        raise Wrong(
+            f"{name} returned one flat list of {len(result)} ids; return one list per row of the "
+            f"batch ({batch} rows)."
+        )
+    if len(result) != batch:
+        hint = ": decode every row of the batch, not only the first" if len(result) == 1 else ""
+        raise Wrong(f"{name} returned {len(result)} sequences for a batch of {batch} rows{hint}.")
+    try:
+        return [[int(token) for token in np.asarray(row).reshape(-1).tolist()] for row in result]
+    except (TypeError, ValueError):
+        raise Wrong(f"{name} should return lists of int token ids; got {result!r:.80}") from None
+
+
+def _edge_mistake(row: int, tokens: list[int], want: list[int], case: _Case) -> str | None:
+    """START or END left in a sequence, or tokens after END."""
+    start, end = case.start_id, case.end_id
+    if tokens[:1] == [start] and start not in want[:1]:
+        return f"row {row} begins with start_id ({start}); return only the generated tokens."
+    if end in tokens:
+        at = tokens.index(end)
+        if at == len(tokens) - 1:
+            return f"row {row} ends with end_id ({end}); leave END out of the result."
+        return (
+            f"row {row} goes on after END: {tokens}; a sequence stops at its first END, which "
+            "is left out (cut each row there)."
+        )
+    return None
+
+
+# 05.3 -------------------------------------------------------------------------------------------
+#: Exercise 05.3: the batches to decode greedily. In each, some rows end early and one never ends
+#: (it stops at max_length); the second uses other START and END ids and a nested state.
+GREEDY_CASES: tuple[_Case, ...] = (
+    _Case(
+        rows=(_Row(11), _Row(12, end_bias=-8.0, end_slope=0.0), _Row(13, end_bias=0.5)),
+        max_length=6,
+    ),
+    _Case(
+        rows=(_Row(21, end_bias=-8.0, end_slope=0.0), _Row(22)),
+        max_length=5,
+        start_id=5,
+        end_id=3,
+        layout="nested",
+    ),
+)
+
+
+@check("05.3", "greedy decoding")
+def check_greedy_decode(greedy_decode: Callable[..., Any]) -> str:
+    """Check `greedy_decode(step_fn, initial_state, start_id, end_id, max_length)`.
+
+    The results must equal `tfcourse.decoding.greedy_search`'s on small models whose log-probs
+    depend on every token fed so far, carried in the state.
+    """
+    for case in GREEDY_CASES:
+        expected = _greedy(case)
+        model, sequences = _run_decoder(greedy_decode, case, "greedy_decode")
+        _expect_greedy_calls(model)
+        for row, (tokens, want) in enumerate(zip(sequences, expected, strict=True)):
+            if tokens != want:
+                raise Wrong(_greedy_mistake(row, tokens, want, model))
+    return (
+        "matches tfcourse.decoding.greedy_search: it feeds back each argmax, carries the state, "
+        "and stops each row at END or after max_length tokens, without START or END."
+    )
+
+
+def _greedy(case: _Case) -> list[list[int]]:
+    from tfcourse import decoding
+
+    model = _Model(case)
+    return decoding.greedy_search(
+        model.step_fn,
+        model.initial_state(),
+        batch_size=len(case.rows),
+        start_id=case.start_id,
+        end_id=case.end_id,
+        max_length=case.max_length,
+    ).tokens
+
+
+def _expect_greedy_calls(model: _Model) -> None:
+    start, calls = model.case.start_id, model.calls
+    if not calls:
+        raise Wrong("greedy_decode never called step_fn; call it once per generated token.")
+    if not np.all(calls[0].tokens == start):
+        raise Wrong(
+            f"the first tokens fed to step_fn were {calls[0].tokens.tolist()}; feed start_id "
+            f"({start}) to every row first."
+        )
+    if len(calls) > 1 and all(np.all(c.tokens == start) for c in calls):
+        raise Wrong(
+            "it feeds start_id at every step; feed back each row's prediction (the argmax of "
+            "the last log_probs) as its next token."
+        )
+    if any(np.any((c.codes == 0) & (c.tokens != start)) for c in calls):
+        raise Wrong(
+            "it passes initial_state at every step, so the model forgets what it read: carry "
+            "the state forward (state = the new_state step_fn returned)."
+        )
+
+
+def _greedy_mistake(row: int, tokens: list[int], want: list[int], model: _Model) -> str:
+    case = model.case
+    edge = _edge_mistake(row, tokens, want, case)
+    if edge:
+        return edge
+    limit = case.max_length
+    if len(want) == limit and len(tokens) == limit + 1 and tokens[:limit] == want:
+        return (
+            f"row {row} has {len(tokens)} tokens, one more than max_length ({limit}): generate "
+            "at most max_length tokens."
+        )
+    if len(want) == limit and tokens == want[:-1]:
+        return f"row {row} stops one token short of max_length ({limit}); generate max_length."
+    if tokens == want[1:]:
+        return f"row {row} lacks its first generated token, {want[0]}: keep every prediction."
+    fed = (case.start_id,)
+    for step, token in enumerate(tokens, start=1):
+        best = int(np.argmax(model.log_probs(row, fed)))
+        if token != best:
+            return (
+                f"at step {step}, row {row} takes token {token}, but {best} has the highest "
+                "log-prob: take the argmax over the vocabulary, tf.argmax(log_probs, axis=-1), "
+                "not a sample."
+            )
+        fed = (*fed, token)
+    return f"row {row} is {tokens}, expected {want}."
+
+
+# 05.4 -------------------------------------------------------------------------------------------
+#: Exercise 05.4: the batches to beam-search, each row's best sequence found by trying them all.
+BEAM_CASES: tuple[_Case, ...] = (
+    _Case(
+        rows=(
+            # Greedy search goes 3, 4, 3, ...; [3] then END is best, and drops out of a beam of
+            # two that keeps finished hypotheses, pushed out by 3, 4, 3 and 3, 4, 4.
+            _Row(
+                31,
+                table=(
+                    ((), (0.03, 0.92, 0.03, 0.02)),
+                    ((3,), (0.3, 0.02, 0.66, 0.02)),
+                    ((3, 4), (0.04, 0.48, 0.465, 0.015)),
+                ),
+            ),
+            _Row(820),
+            _Row(991, end_bias=-2.0),
+            # [4, 3] is best, found in the second slot and moved to the first: a beam search
+            # that does not reorder the state reads [3, 3]'s log-probs for it.
+            _Row(
+                34,
+                table=(
+                    ((), (0.05, 0.5, 0.4, 0.05)),
+                    ((3,), (0.3, 0.4, 0.2, 0.1)),
+                    ((4,), (0.02, 0.95, 0.02, 0.01)),
+                    ((4, 3), (0.9, 0.04, 0.03, 0.03)),
+                    ((3, 3), (0.05, 0.5, 0.4, 0.05)),
+                ),
+            ),
+        ),
+        max_length=5,
+        beam_width=2,
+    ),
+    _Case(
+        # The second row is so sure of [2] that a beam search ranking the whole batch at once
+        # gives its hypotheses to the first row.
+        rows=(
+            _Row(41),
+            _Row(43, table=(((), (0.01, 0.97, 0.01, 0.01)), ((2,), (0.97, 0.01, 0.01, 0.01)))),
+            _Row(42, end_bias=-1.0),
+        ),
+        max_length=5,
+        start_id=4,
+        end_id=1,
+        beam_width=3,
+        layout="nested",
+    ),
+)
+
+
+@check("05.4", "beam search")
+def check_beam_search(beam_decode: Callable[..., Any]) -> str:
+    """Check `beam_decode(step_fn, initial_state, start_id, end_id, max_length, beam_width)`.
+
+    Each row's sequence must score as well as the best of every possible sequence (found by
+    `tfcourse.decoding.exhaustive_search`) on small models where greedy search misses it, and with
+    ``beam_width=1`` it must return greedy search's sequences.
+    """
+    runs = []
+    for case in BEAM_CASES:
+        best = _best(case)
+        model, sequences = _run_decoder(beam_decode, case, "beam_decode", case.beam_width)
+        for row, tokens in enumerate(sequences):
+            _expect_beam_row(row, tokens, best[row][0], model)
+        runs.append((best, model, sequences))
+    for best, model, sequences in runs:
+        scores = [model.score(row, tokens) for row, tokens in enumerate(sequences)]
+        worse = [row for row, (_, top) in enumerate(best) if scores[row] < top - 1e-4]
+        if worse:
+            raise Wrong(_beam_mistake(worse[0], sequences, scores, best, model))
+    case = BEAM_CASES[0]
+    _, sequences = _run_decoder(beam_decode, case, "beam_decode", 1)
+    for row, (tokens, want) in enumerate(zip(sequences, _greedy(case), strict=True)):
+        if tokens != want:
+            raise Wrong(
+                f"with beam_width=1, row {row} is {tokens}, but greedy search gives {want}: one "
+                "beam keeps only the best extension at every step, as greedy search does."
+            )
+    return (
+        "finds each row's best sequence (the highest summed log-prob, END included, checked "
+        "against every possible sequence) where greedy search misses it, and equals greedy "
+        "search with beam_width=1."
+    )
+
+
+def _best(case: _Case) -> list[tuple[list[int], float]]:
+    from tfcourse import decoding
+
+    model = _Model(case)
+    found = decoding.exhaustive_search(
+        model.step_fn,
+        model.initial_state(),
+        batch_size=len(case.rows),
+        start_id=case.start_id,
+        end_id=case.end_id,
+        max_length=case.max_length,
+    )
+    return [
+        (tokens, float(score)) for tokens, score in zip(found.tokens, found.scores, strict=True)
+    ]
+
+
+def _expect_beam_row(row: int, tokens: list[int], best: list[int], model: _Model) -> None:
+    case = model.case
+    edge = _edge_mistake(row, tokens, best, case)
+    if edge:
+        raise Wrong(edge)
+    if len(tokens) > case.max_length:
+        raise Wrong(
+            f"row {row} has {len(tokens)} tokens, more than max_length ({case.max_length})."
+        )
+    _expect_scored(row, tokens, model)
+
+
+def _expect_scored(row: int, tokens: list[int], model: _Model) -> None:
+    """Every prefix of the sequence must have been fed to step_fn, with this row's state."""
+    case = model.case
+    fed = (case.start_id, *tokens)
+    needed = len(tokens) + (len(tokens) < case.max_length)
+    for length in range(1, needed + 1):
+        prefix = fed[:length]
+        if (row, prefix) in model.evaluated:
+            continue
+        if any((other, prefix) in model.evaluated for other in range(len(case.rows))):
+            raise Wrong(
+                f"row {row}'s sequence {tokens} was extended with the state of another row of "
+                "the batch: rank the candidates of each row apart (top-k per row, not over the "
+                "whole batch)."
+            )
+        raise Wrong(
+            f"row {row}'s sequence {tokens} was never fed to step_fn as a whole: after the top "
+            "k, reorder the state with the beams chosen (tf.gather(new_state, parents)), so "
+            "each beam keeps its own state."
+        )
+
+
+_BEAM_MISTAKES = {
+    "greedy": "that is greedy search's result; keep beam_width hypotheses per row and rank them "
+    "by summed log-prob",
+    "worst": "it returns the worst beam; return the one with the highest summed log-prob",
+    "last_step": "it ranks beams by the last token's log-prob; rank them by the sum of the "
+    "log-probs of all their tokens (add each step's log_probs to the beam's score)",
+    "probabilities": "it adds up probabilities, which favours long sequences; add up "
+    "log-probabilities (a product of probabilities)",
+    "pushed_out": "it keeps finished hypotheses in the beam, where live ones push them out; set "
+    "each hypothesis that reaches END aside, and compare them all at the end",
+    "after_end": "it goes on extending hypotheses after END; set each hypothesis that reaches END "
+    "aside with its score, and extend only the others",
+    "no_reorder": "it keeps each slot's state while its beam moves: reorder the state with the "
+    "beams chosen (tf.gather(new_state, parents)), so each beam keeps its own state",
+}
+
+
+def _beam_mistake(
+    row: int,
+    sequences: list[list[int]],
+    scores: list[float],
+    best: list[tuple[list[int], float]],
+    model: _Model,
+) -> str:
+    """Name the mistake whose beam search gives every row's sequence, or show the first row."""
+    shown = (
+        f"row {row} is {sequences[row]} (summed log-prob {scores[row]:.3f}), but "
+        f"{best[row][0]} scores {best[row][1]:.3f}"
+    )
+    rows = range(len(sequences))
+    for mistake, text in _BEAM_MISTAKES.items():
+        if all(sequences[r] == _beam_row(model, r, mistake) for r in rows):
+            return f"{shown}: {text}."
+    if scores[row] < model.score(row, _beam_row(model, row, "greedy")) - 1e-4:
+        return f"{shown}, less than even greedy search's sequence: return the best beam."
+    return f"{shown}: keep the beam_width best extensions of each row at every step."
+
+
+def _beam_row(model: _Model, row: int, mistake: str = "") -> list[int]:
+    """One row's beam search in plain Python, right or with one of `_BEAM_MISTAKES`.
+
+    It works as a batched beam search does, in ``beam_width`` slots: the best extensions of the
+    live slots are ranked together, the ``beam_width`` best take the slots (with their parent's
+    state), and those that end with END are set aside as finished, their slots dead. With one
+    beam it is greedy search.
+    """
+    case = model.case
+    end, width = case.end_id, 1 if mistake == "greedy" else case.beam_width
+    scores = [0.0] + [-np.inf] * (width - 1)  # one live slot at first
+    sequences: list[tuple[int, ...]] = [()] * width
+    read: list[tuple[int, ...]] = [()] * width  # the tokens each slot's state has read
+    tokens, finished = [case.start_id] * width, []
+    for _ in range(case.max_length):
+        read = [(*done, token) for done, token in zip(read, tokens, strict=True)]
+        candidates = []
+        for slot, score in enumerate(scores):
+            log_probs = model.log_probs(row, read[slot]).astype(np.float64)
+            if mistake == "pushed_out" and end in sequences[slot]:
+                log_probs = np.where(np.arange(_VOCAB) == end, 0.0, -np.inf)
+            candidates += [(_extend(score, lp, mistake), slot, t) for t, lp in enumerate(log_probs)]
+        top = sorted(candidates, key=lambda c: -c[0])[:width]
+        scores = [score for score, _, _ in top]
+        sequences = [sequences[parent] + (token,) for _, parent, token in top]
+        tokens = [token for _, _, token in top]
+        read = read if mistake == "no_reorder" else [read[parent] for _, parent, _ in top]
+        if mistake in ("pushed_out", "after_end"):  # finished hypotheses stay in the beam
+            continue
+        for slot, token in enumerate(tokens):
+            if token == end and np.isfinite(scores[slot]):
+                finished.append((scores[slot], sequences[slot][:-1]))
+                scores[slot] = -np.inf
+        if not np.isfinite(scores).any():
+            break
+    finished += [(s, q) for s, q in zip(scores, sequences, strict=True) if np.isfinite(s)]
+    _, best = (min if mistake == "worst" else max)(finished, key=lambda h: h[0])
+    return list(best[: best.index(end)] if end in best else best)
+
+
+def _extend(score: float, log_prob: float, mistake: str) -> float:
+    if not np.isfinite(score):  # a dead slot stays dead
+        return score
+    if mistake == "last_step":
+        return log_prob
+    if mistake == "probabilities":
+        return score + float(np.exp(log_prob))
+    return score + log_prob
