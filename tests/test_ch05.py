@@ -183,7 +183,11 @@ def attention(*, axis=-1, mask="where", fill=-1e9, scale=False, scores="q.k"):
         (attention(scores="q.q", mask="none"), "failed", "scores the queries against themselves"),
         (attention(scores="k.q", mask="none"), "failed", "(batch, keys, queries)"),
         (lambda q, k, m: attention_weights(q, k, m) * 0.9, "failed", "sum to 0.9, not 1"),
-        (lambda q, k, m: attention_weights(q, k, m)[:, :-1], "failed", "expected (3, 4, 5)"),
+        (
+            lambda q, k, m: attention_weights(q, k, m)[:, :-1],
+            "failed",
+            "(3, 3, 5), expected (3, 4, 5)",
+        ),
         (lambda q, k, m: attention_weights(q, 1.1 * k, m), "failed", "the weight of key 0"),
     ],
 )
@@ -297,7 +301,7 @@ def greedy(*, feed="argmax", carry=True, steps=0, cut=True, keep_start=False, ke
         (greedy(steps=-1), "failed", "row 1 stops one token short of max_length (6)"),
         (greedy(feed="batch"), "failed", "that is an argmax over the batch axis (0)"),
         (greedy(feed="sample"), "failed", "not a sample"),
-        (lambda *a: greedy_decode(*a)[:1], "failed", "decode every row of the batch"),
+        (lambda *a: greedy_decode(*a)[:1], "failed", "returned 1 sequence for a batch of 3 rows"),
         (lambda *a: [t for r in greedy_decode(*a) for t in r], "failed", "one flat list"),
         (lambda *a: [r[1:] for r in greedy_decode(*a)], "failed", "lacks its first generated"),
         (lambda *a: np.array(greedy_decode(*a), dtype=object), "failed", "return a Python list"),
@@ -465,7 +469,9 @@ def search(case, method, **options):
 def test_greedy_cases_end_rows_early_and_at_max_length(tf, case):
     lengths = [len(tokens) for tokens in search(case, decoding.greedy_search).tokens]
     assert case.max_length in lengths
-    assert min(lengths) < case.max_length - 1  # an END, away from the limit's off-by-one
+    assert min(lengths) < case.max_length - 1
+    # END comes well before the limit or not at all, so an off-by-one limit changes the result
+    assert all(n == case.max_length or n < case.max_length - 1 for n in lengths)
 
 
 @pytest.mark.parametrize("case", ch05.BEAM_CASES)

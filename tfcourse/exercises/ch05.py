@@ -39,7 +39,11 @@ TEACHER_CASES: tuple[tuple[np.ndarray, int, int, bool], ...] = (
 
 @check("05.1", "decoder inputs for teacher forcing")
 def check_teacher_forcing(make_decoder_inputs: Callable[[Any, int], Any]) -> str:
-    """Check `make_decoder_inputs(targets, start_id)`: START, then the targets shifted right."""
+    """Check `make_decoder_inputs(targets, start_id)`: START, then the targets shifted right.
+
+    targets is an int batch (batch, length) of ids, END, then PAD (0), as a `Tensor` or an array;
+    the answer keeps its shape and an integer dtype.
+    """
     import tensorflow as tf
 
     for targets, start_id, end_id, as_tensor in TEACHER_CASES:
@@ -96,7 +100,7 @@ def _explain_shape(inputs: np.ndarray, targets: np.ndarray, start_id: int) -> No
             f"{name}: it adds START as a new row, along the batch axis (0); concatenate along "
             "the time axis, axis=1."
         )
-    expect_shape(inputs, targets.shape, name="the decoder inputs")
+    expect_shape(inputs, targets.shape, name="the output")
 
 
 def _shift_mistake(inputs: np.ndarray, targets: np.ndarray, start_id: int, end_id: int) -> str:
@@ -176,7 +180,12 @@ MASKED_WEIGHT_LIMIT = 1e-6
 
 @check("05.2", "masked dot-product attention weights")
 def check_attention_weights(attention_weights: Callable[[Any, Any, Any], Any]) -> str:
-    """Check `attention_weights(query, keys, mask)` against softmax(q·k) with masked keys."""
+    """Check `attention_weights(query, keys, mask)` against softmax(q·k) with masked keys.
+
+    query is (batch, queries, depth), keys (batch, keys, depth), mask (batch, keys) bool, True
+    at real keys; the weights, (batch, queries, keys), must match `reference_attention` and give
+    padded keys at most `MASKED_WEIGHT_LIMIT`.
+    """
     import tensorflow as tf
 
     for query, keys, mask in ATTENTION_CASES:
@@ -236,7 +245,7 @@ def _expect_attention(
             f"{name} have shape {weights.shape}, (batch, queries, queries): it scores the "
             "queries against themselves; score them against the keys, query @ keys^T."
         )
-    expect_shape(weights, (batch, queries, count), name=name)
+    expect_shape(weights, (batch, queries, count), name="the output")
     w = weights.astype(np.float64)
     _expect_softmax_axis(w)
     if np.isnan(w).any():
@@ -568,7 +577,8 @@ def _sequences(result: Any, batch: int, name: str) -> list[list[int]]:
         )
     if len(result) != batch:
         hint = ": decode every row of the batch, not only the first" if len(result) == 1 else ""
-        raise Wrong(f"{name} returned {len(result)} sequences for a batch of {batch} rows{hint}.")
+        count = f"{len(result)} sequence" + ("" if len(result) == 1 else "s")
+        raise Wrong(f"{name} returned {count} for a batch of {batch} rows{hint}.")
     try:
         return [[int(token) for token in np.asarray(row).reshape(-1).tolist()] for row in result]
     except (TypeError, ValueError):
@@ -613,8 +623,11 @@ GREEDY_CASES: tuple[_Case, ...] = (
 def check_greedy_decode(greedy_decode: Callable[..., Any]) -> str:
     """Check `greedy_decode(step_fn, initial_state, start_id, end_id, max_length)`.
 
-    The results must equal `tfcourse.decoding.greedy_search`'s on small models whose log-probs
-    depend on every token fed so far, carried in the state.
+    ``step_fn(tokens, state) -> (log_probs, new_state)`` takes int ids of shape (batch,) and a
+    `tf.nest` state whose arrays have the batch as axis 0, and returns log-probs of shape
+    (batch, vocab). The answer returns one list of ids per row, without START or END, cut at
+    the first END or after max_length tokens. It must equal `tfcourse.decoding.greedy_search` on
+    tiny models whose log-probs depend on every token fed so far, carried in the state.
     """
     for case in GREEDY_CASES:
         expected = _greedy(case)
@@ -746,8 +759,10 @@ BEAM_CASES: tuple[_Case, ...] = (
 def check_beam_search(beam_decode: Callable[..., Any]) -> str:
     """Check `beam_decode(step_fn, initial_state, start_id, end_id, max_length, beam_width)`.
 
-    Each row's sequence must score as well as the best of every possible sequence (found by
-    `tfcourse.decoding.exhaustive_search`) on small models where greedy search misses it, and with
+    The conventions are 05.3's; a sequence scores the sum of its log-probs, END's included (no
+    length penalty). Each row's sequence must score as well as the best of every possible
+    sequence (`tfcourse.decoding.exhaustive_search`) on tiny models where greedy search misses
+    it, every prefix of it must have been fed to step_fn with that row's state, and with
     ``beam_width=1`` it must return greedy search's sequences.
     """
     runs = []
