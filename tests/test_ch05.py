@@ -361,6 +361,31 @@ def beam_decode(step_fn, initial_state, start_id, end_id, max_length, beam_width
     return [max(row, key=lambda h: h[0])[1] for row in finished]
 
 
+def beam_row_by_row(step_fn, initial_state, start_id, end_id, max_length, beam_width):
+    """A right answer in plain Python: one row, and one hypothesis per step_fn call, at a time."""
+    import tensorflow as tf
+
+    results = []
+    for row in range(len(tf.nest.flatten(initial_state)[0])):
+        first = tf.nest.map_structure(lambda s: s[row : row + 1], initial_state)  # noqa: B023
+        live, finished = [(0.0, [start_id], first)], []
+        for _ in range(max_length):
+            candidates = []
+            for score, tokens, state in live:
+                log_probs, new_state = step_fn(tf.constant(tokens[-1:]), state)
+                for token, log_prob in enumerate(np.asarray(log_probs)[0].tolist()):
+                    candidates.append((score + log_prob, [*tokens, token], new_state))
+            candidates.sort(key=lambda c: -c[0])
+            top = candidates[:beam_width]
+            finished += [c for c in top if c[1][-1] == end_id]
+            live = [c for c in top if c[1][-1] != end_id]
+            if not live:
+                break
+        score, tokens, _ = max(finished + live, key=lambda c: c[0])
+        results.append([t for t in tokens[1:] if t != end_id])
+    return results
+
+
 def beam(mistake=""):
     """The solution, vectorised in NumPy, with one classic mistake."""
     import tensorflow as tf
@@ -417,6 +442,7 @@ def beam(mistake=""):
     [
         (beam_decode, "passed", "finds each row's best sequence"),
         (beam(), "passed", "equals greedy search with beam_width=1"),
+        (beam_row_by_row, "passed", "finds each row's best sequence"),
         (
             course_search(decoding.beam_search, beams=True),
             "passed",
