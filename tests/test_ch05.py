@@ -7,102 +7,185 @@ from answers import assert_result, exits, floods, not_written, raises, sleeps
 from tfcourse import decoding
 from tfcourse.exercises import _learner, ch05
 
+# 05.1 teacher_forcing_pair -----------------------------------------------------------------------
+PAD = 0
 
-# 05.1 make_decoder_inputs ------------------------------------------------------------------------
-def make_decoder_inputs(targets, start_id):
-    """The notebook's solution: START, then the targets without their last column."""
+
+def teacher_forcing_pair(tokens, start_id, end_id):
+    """The notebook's solution: END at index length, the count of a row's non-PAD tokens."""
     import tensorflow as tf
 
-    targets = tf.convert_to_tensor(targets)
-    return tf.pad(targets[:, :-1], [[0, 0], [1, 0]], constant_values=start_id)
+    tokens = tf.convert_to_tensor(tokens)
+    lengths = tf.reduce_sum(tf.cast(tokens != PAD, tf.int32), axis=1)  # END goes at index `length`
+    end = end_id * tf.one_hot(lengths, tf.shape(tokens)[1] + 1, dtype=tokens.dtype)
+    decoder_targets = tf.pad(tokens, [[0, 0], [0, 1]]) + end
+    decoder_inputs = tf.pad(tokens, [[0, 0], [1, 0]], constant_values=start_id)
+    return decoder_inputs, decoder_targets
 
 
-def numpy_decoder_inputs(targets, start_id):
-    targets = np.asarray(targets)
-    start = np.full((len(targets), 1), start_id, dtype=targets.dtype)
-    return np.concatenate([start, targets[:, :-1]], axis=1)
+def numpy_pair(tokens, start_id, end_id):
+    tokens = np.asarray(tokens)
+    targets = np.pad(tokens, [(0, 0), (0, 1)])
+    targets[np.arange(len(tokens)), (tokens != PAD).sum(axis=1)] = end_id
+    start = np.full((len(tokens), 1), start_id, dtype=tokens.dtype)
+    return np.concatenate([start, tokens], axis=1), targets
 
 
-def shifted(kind, *, start=None):
-    """A make_decoder_inputs that makes one classic mistake, `kind`."""
+def where_pair(tokens, start_id, end_id):
+    """A right answer that writes END at the first PAD of each row padded by one column."""
     import tensorflow as tf
 
-    def answer(targets, start_id):
-        t = tf.convert_to_tensor(targets)
-        first = start_id if start is None else start
-        pad = lambda x, where, value=first: tf.pad(x, where, constant_values=value)  # noqa: E731
+    tokens = tf.convert_to_tensor(tokens)
+    padded = tf.pad(tokens, [[0, 0], [0, 1]])
+    after_real = tf.pad(tokens, [[0, 0], [1, 0]], constant_values=1) != PAD
+    targets = tf.where((padded == PAD) & after_real, tf.cast(end_id, tokens.dtype), padded)
+    start = tf.fill([tf.shape(tokens)[0], 1], tf.cast(start_id, tokens.dtype))
+    return tf.concat([start, tokens], axis=1), targets
+
+
+def ragged_pair(tokens, start_id, end_id):
+    """A right answer with ragged rows: drop the padding, add START and END, pad again."""
+    import tensorflow as tf
+
+    tokens = tf.convert_to_tensor(tokens)
+    rows = tf.RaggedTensor.from_tensor(tokens, padding=PAD)
+    ends = tf.fill([rows.nrows(), 1], tf.cast(end_id, tokens.dtype))
+    shape = [None, tokens.shape[1] + 1]
+    targets = tf.concat([rows, ends], axis=1).to_tensor(default_value=PAD, shape=shape)
+    return tf.concat(
+        [tf.fill([rows.nrows(), 1], tf.cast(start_id, tokens.dtype)), tokens], 1
+    ), targets
+
+
+def pair(kind):
+    """A teacher_forcing_pair that makes one classic mistake, `kind`."""
+    import tensorflow as tf
+
+    def answer(tokens, start_id, end_id):
+        t = tf.convert_to_tensor(tokens)
+        inputs, targets = teacher_forcing_pair(t, start_id, end_id)
+        padded, length = tf.pad(t, [[0, 0], [0, 1]]), tf.shape(t)[1]
+        lengths = tf.reduce_sum(tf.cast(t != PAD, tf.int32), axis=1)
+        first_pad = tf.argmax(tf.cast(t == PAD, tf.int32), axis=1, output_type=tf.int32)
+        end = lambda at, depth=length + 1: end_id * tf.one_hot(at, depth, dtype=t.dtype)  # noqa: E731
         return {
-            "left": lambda: pad(t[:, 1:], [[0, 0], [0, 1]], 0),
-            "start_at_end": lambda: pad(t[:, 1:], [[0, 0], [0, 1]]),
-            "start_after": lambda: pad(t[:, :-1], [[0, 0], [0, 1]]),
-            "batch_axis": lambda: pad(t[:-1], [[1, 0], [0, 0]]),
-            "drop_first": lambda: pad(t[:, 1:], [[0, 0], [1, 0]]),
-            "keep_all": lambda: pad(t, [[0, 0], [1, 0]]),
-            "new_row": lambda: pad(t, [[1, 0], [0, 0]]),
-            "unchanged": lambda: t,
-            "no_start": lambda: t[:, :-1],
-            "labels": lambda: t[:, 1:],
-            "transposed": lambda: tf.transpose(make_decoder_inputs(t, first)),
-            "float": lambda: tf.cast(make_decoder_inputs(t, first), tf.float32),
-            "pad_to_end": lambda: tf.where(t == 0, tf.reduce_max(t), t)[:, :-1],
-            "pair": lambda: (make_decoder_inputs(t, first), t),
+            "end_after_padding": lambda: (
+                inputs,
+                tf.pad(t, [[0, 0], [0, 1]], constant_values=end_id),
+            ),
+            "end_on_last": lambda: (inputs, padded + end(lengths - 1)),
+            "end_late": lambda: (inputs, padded + end(lengths + 1)),
+            "end_at_first_pad": lambda: (inputs, padded + end(first_pad)),
+            "end_replaces_last": lambda: (
+                inputs,
+                tf.where(end(lengths - 1, length) > 0, end_id, t),
+            ),
+            "no_room_for_end": lambda: (inputs, t + end(lengths, length)),
+            "no_end": lambda: (inputs, padded),
+            "end_in_padding": lambda: (inputs, tf.where(padded == PAD, end_id, padded)),
+            "no_start": lambda: (padded, targets),
+            "pad_first": lambda: (tf.pad(t, [[0, 0], [1, 0]]), targets),
+            "shifted_left": lambda: (
+                tf.pad(t, [[0, 0], [0, 1]], constant_values=start_id),
+                targets,
+            ),
+            "inputs_with_end": lambda: (
+                tf.pad(targets[:, :-1], [[0, 0], [1, 0]], constant_values=start_id),
+                targets,
+            ),
+            "chapter_shift": lambda: (
+                tf.pad(t[:, :-1], [[0, 0], [1, 0]], constant_values=start_id),
+                targets,
+            ),
+            "inputs_padding": lambda: (tf.where(inputs == PAD, -1, inputs), targets),
+            "swapped": lambda: (targets, inputs),
+            "transposed": lambda: (tf.transpose(inputs), targets),
+            "float": lambda: (inputs, tf.cast(targets, tf.float32)),
+            "int32": lambda: (tf.cast(inputs, tf.int32), tf.cast(targets, tf.int32)),
+            "one_hot_float": lambda: (inputs, padded + end_id * tf.one_hot(lengths, length + 1)),
+            "one": lambda: targets,
+            "three": lambda: (inputs, targets, lengths),
         }[kind]()
 
     return answer
 
 
-def corrupts(value, replacement):
-    """The right decoder inputs, with every `value` that came from the targets replaced."""
-    import tensorflow as tf
-
-    def answer(targets, start_id):
-        inputs = make_decoder_inputs(targets, start_id)
-        column = tf.range(tf.shape(inputs)[1])[None, :] > 0
-        return tf.where((inputs == value) & column, tf.cast(replacement, inputs.dtype), inputs)
-
-    return answer
+def numpy_default_dtype(tokens, start_id, end_id):
+    """np.full without a dtype makes int64 ids, whatever the dtype of tokens."""
+    inputs, targets = numpy_pair(tokens, start_id, end_id)
+    return np.concatenate([np.full((len(inputs), 1), start_id), inputs[:, 1:]], axis=1), targets
 
 
 @pytest.mark.parametrize(
     ("answer", "status", "fragment"),
     [
-        (make_decoder_inputs, "passed", "puts start_id first and shifts the targets right"),
-        (numpy_decoder_inputs, "passed", "puts start_id first"),
+        (teacher_forcing_pair, "passed", "returns (START then the tokens, the tokens with end_id"),
+        (numpy_pair, "passed", "both (batch, T + 1) in the dtype of tokens"),
+        (where_pair, "passed", "padding kept PAD"),
+        (ragged_pair, "passed", "for full and one-token rows, Tensors and arrays"),
         (None, "not attempted", "not attempted yet"),
         (not_written, "not attempted", "not attempted yet"),
-        (raises, "failed", "make_decoder_inputs raised RuntimeError: oops"),
-        (shifted("left"), "failed", "it shifts the targets left"),
-        (shifted("start_at_end"), "failed", "it puts START at the end of each row"),
-        (shifted("start_after"), "failed", "it puts START at the end of each row"),
-        (shifted("batch_axis"), "failed", "along the batch axis (0)"),
-        (shifted("drop_first"), "failed", "drops the first token of each target"),
-        (shifted("keep_all"), "failed", "keeps every column after START; drop the last column"),
-        (shifted("new_row"), "failed", "adds START as a new row"),
-        (shifted("unchanged"), "failed", "it returns the targets unchanged"),
-        (shifted("no_start"), "failed", "it drops a column but adds no START"),
-        (shifted("labels"), "failed", "targets[:, 1:] is what the decoder predicts"),
-        (shifted("transposed"), "failed", "transpose it"),
-        (shifted("float"), "failed", "dtype float32; keep the integer dtype of targets"),
-        (shifted("pair"), "failed", "it returned a pair"),
-        (shifted("left", start=2), "failed", "it shifts the targets left"),
-        (shifted("keep_all", start=2), "failed", "keeps every column"),
-        (shifted("drop_first", start=1), "failed", "drops the first token"),
-        (lambda t, s: make_decoder_inputs(t, 2), "failed", "each row starts with END (2)"),
-        (lambda t, s: make_decoder_inputs(t, 1), "failed", "starts with 1, but start_id is 3"),
-        (corrupts(0, 2), "failed", "it changes the padding"),
-        (corrupts(0, -1), "failed", "it changes the padding"),
-        (corrupts(2, 0), "failed", "it changes the END tokens (2)"),
-        (corrupts(8, 9), "failed", "row 2 of the decoder inputs is [1, 9, 9, 9, 9]"),
+        (raises, "failed", "teacher_forcing_pair raised RuntimeError: oops"),
+        (pair("end_after_padding"), "failed", "END is at the very end of each row"),
+        (pair("end_on_last"), "failed", "END lands on each row's last real token"),
+        (pair("end_late"), "failed", "END comes one position late"),
+        (
+            pair("end_at_first_pad"),
+            "failed",
+            "but it has no padding, so END goes in the new last column",
+        ),
+        (pair("end_replaces_last"), "failed", "END replaces each row's last real token"),
+        (pair("no_room_for_end"), "failed", "a full row has no room for END"),
+        (pair("no_end"), "failed", "the decoder targets have no END"),
+        (pair("end_in_padding"), "failed", "it writes END into every padding position"),
+        (pair("no_start"), "failed", "the decoder inputs have no START"),
+        (pair("pad_first"), "failed", "tf.pad fills with 0 unless you pass constant_values"),
+        (pair("shifted_left"), "failed", "the tokens shifted left, with START after them"),
+        (pair("inputs_with_end"), "failed", "the decoder inputs contain END"),
+        (pair("chapter_shift"), "failed", "tokens[:, :-1] drops each row's last token"),
+        (pair("inputs_padding"), "failed", "it changes the padding"),
+        (pair("swapped"), "failed", "return the inputs first"),
+        (pair("transposed"), "failed", "decoder_inputs has shape (6, 4), expected (4, 6)"),
+        (pair("float"), "failed", "have dtype float32; keep the dtype of tokens (int32)"),
+        (pair("int32"), "failed", "have dtype int32, but tokens are int64"),
+        (numpy_default_dtype, "failed", "have dtype int64, but tokens are int32"),
+        (pair("one_hot_float"), "failed", "it mixes dtypes (int32 and float)"),
+        (pair("one"), "failed", "it returned one value, of shape (4, 6), not a pair"),
+        (pair("three"), "failed", "it returned 3 values"),
+        (lambda t, s, e: None, "failed", "is None; did you forget a `return`?"),
+        (lambda t, s, e: teacher_forcing_pair(t, e, s), "failed", "START and END are swapped"),
+        (lambda t, s, e: teacher_forcing_pair(t, 1, 2), "failed", "the notebook's constants"),
+        (
+            lambda t, s, e: teacher_forcing_pair(t, 1, e),
+            "failed",
+            "begin with 1, but start_id is 2",
+        ),
+        (lambda t, s, e: teacher_forcing_pair(t, s, 2), "failed", "is 2, but end_id is 1"),
     ],
 )
 def test_check_teacher_forcing(tf, answer, status, fragment):
     assert_result(ch05.check_teacher_forcing(answer), status, fragment)
 
 
-def test_teacher_forcing_solution_keeps_the_dtype_of_targets(tf):
-    targets = np.array([[3, 2, 0]], dtype=np.int32)
-    assert make_decoder_inputs(targets, 1).dtype == tf.int32
-    assert make_decoder_inputs(tf.constant(targets, tf.int64), 1).dtype == tf.int64
+def test_teacher_forcing_solution_keeps_the_dtype_of_tokens(tf):
+    tokens = np.array([[3, 4, 0]], dtype=np.int32)
+    assert [x.dtype for x in teacher_forcing_pair(tokens, 1, 2)] == [tf.int32, tf.int32]
+    pair64 = teacher_forcing_pair(tf.constant(tokens, tf.int64), 1, 2)
+    assert [x.dtype for x in pair64] == [tf.int64, tf.int64]
+    assert pair64[1].numpy().tolist() == [[3, 4, 2, 0]]
+
+
+def test_teacher_cases_hold_full_and_one_token_rows_in_every_form():
+    cases = ch05.TEACHER_CASES
+    for tokens, *_ in cases:
+        lengths = (tokens != PAD).sum(axis=1)
+        assert tokens.shape[1] in lengths  # a full row: END in the new last column
+        assert 1 in lengths
+        assert np.all(tokens[tokens != PAD] >= 3)
+        assert all(np.all(row[:n] != PAD) for row, n in zip(tokens, lengths, strict=True))
+    assert {(start, end) for _, start, end, _ in cases} == {(1, 2), (2, 1)}
+    assert {as_tensor for *_, as_tensor in cases} == {True, False}
+    assert {tokens.dtype for tokens, *_ in cases} == {np.dtype(np.int32), np.dtype(np.int64)}
 
 
 # 05.2 attention_weights --------------------------------------------------------------------------

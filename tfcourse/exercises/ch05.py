@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,132 +29,284 @@ __all__ = [
 
 
 # 05.1 -------------------------------------------------------------------------------------------
-#: Exercise 05.1: (targets, start_id, end_id, as a Tensor?): each row holds token ids, END, then
-#: PAD (0). The third case has other START and END ids, so that a hard-coded id shows.
+#: Exercise 05.1: (tokens, start_id, end_id, as a Tensor?): each row holds token ids (all >= 3),
+#: then PAD (0), with no END. Each batch has a full row (no padding) and a row of one token; the
+#: second swaps the notebook's START (1) and END (2), so that hard-coded ids show.
 TEACHER_CASES: tuple[tuple[np.ndarray, int, int, bool], ...] = (
-    (np.array([[5, 7, 9, 2, 0], [3, 2, 0, 0, 0], [8, 8, 8, 8, 2], [4, 6, 2, 0, 0]]), 1, 2, True),
-    (np.array([[3, 4, 2]], dtype=np.int32), 1, 2, False),
-    (np.array([[7, 5, 6, 4, 0, 0], [9, 4, 0, 0, 0, 0]], dtype=np.int32), 3, 4, True),
+    (
+        np.array([[5, 7, 9, 0, 0], [3, 0, 0, 0, 0], [8, 8, 8, 8, 8], [4, 6, 0, 0, 0]], np.int32),
+        1,
+        2,
+        True,
+    ),
+    (np.array([[6, 4, 0], [3, 9, 7], [5, 0, 0]], dtype=np.int64), 2, 1, False),
+    (np.array([[7, 3, 4, 0, 0, 0], [9, 9, 9, 9, 9, 9], [6, 0, 0, 0, 0, 0]], np.int32), 1, 2, False),
 )
+_NOTEBOOK_IDS = (1, 2)  # the notebook's START and END
+_COUNT = "tf.reduce_sum(tf.cast(tokens != PAD, tf.int32), axis=1)"
+_INPUTS_FIX = "START, then the tokens: tf.pad(tokens, [[0, 0], [1, 0]], constant_values=start_id)"
+_MIXED_DTYPES = re.compile(r"expected to be a (\w+) tensor but is a (\w+) tensor")
 
 
-@check("05.1", "decoder inputs for teacher forcing")
-def check_teacher_forcing(make_decoder_inputs: Callable[[Any, int], Any]) -> str:
-    """Check `make_decoder_inputs(targets, start_id)`: START, then the targets shifted right.
+@check("05.1", "the teacher-forcing pair from a padded batch")
+def check_teacher_forcing(teacher_forcing_pair: Callable[[Any, int, int], Any]) -> str:
+    """Check `teacher_forcing_pair(tokens, start_id, end_id) -> (decoder_inputs, decoder_targets)`.
 
-    targets is an int batch (batch, length) of ids, END, then PAD (0), as a `Tensor` or an array;
-    the answer keeps its shape and an integer dtype.
+    tokens is an int batch (batch, T) of ids, then PAD (0), as a `Tensor` or an array. Both
+    answers are (batch, T + 1) in the dtype of tokens: the inputs START then the tokens, the
+    targets the tokens with END at index length (the count of non-PAD tokens), PAD elsewhere.
     """
     import tensorflow as tf
 
-    for targets, start_id, end_id, as_tensor in TEACHER_CASES:
-        given = tf.constant(targets) if as_tensor else targets.copy()
-        result = call(make_decoder_inputs, given, start_id, name="make_decoder_inputs")
-        if isinstance(result, (tuple, list)) and len(result) == 2:
-            raise Wrong("it returned a pair; return only the decoder inputs, one Tensor.")
-        with learner_code("converting the output of make_decoder_inputs"):
-            inputs = to_numpy(result, name="the decoder inputs")
-        _expect_decoder_inputs(inputs, targets, start_id, end_id)
+    for tokens, start_id, end_id, as_tensor in TEACHER_CASES:
+        given = tf.constant(tokens) if as_tensor else tokens.copy()
+        try:
+            result = call(
+                teacher_forcing_pair, given, start_id, end_id, name="teacher_forcing_pair"
+            )
+        except Wrong as wrong:
+            raise Wrong(_dtype_hint(str(wrong))) from wrong
+        inputs, targets = _pair_arrays(result, tokens)
+        _expect_pair(inputs, targets, tokens, start_id, end_id)
     return (
-        "puts start_id first and shifts the targets right by one (their last column dropped), "
-        "keeping their shape, integer dtype, END and padding, for Tensors and arrays."
+        "returns (START then the tokens, the tokens with end_id right after each row's last real "
+        "token), both (batch, T + 1) in the dtype of tokens, padding kept PAD, for full and "
+        "one-token rows, Tensors and arrays."
     )
 
 
-def _shifted(targets: np.ndarray, start_id: int) -> np.ndarray:
-    return np.concatenate([np.full((len(targets), 1), start_id), targets[:, :-1]], axis=1)
+def _dtype_hint(message: str) -> str:
+    mixed = _MIXED_DTYPES.search(message)
+    if not mixed:
+        return message
+    return (
+        f"it mixes dtypes ({mixed[1]} and {mixed[2]}): make every piece in the dtype of "
+        "tokens (tf.one_hot(..., dtype=tokens.dtype), tf.cast(..., tokens.dtype)). " + message
+    )
 
 
-def _expect_decoder_inputs(
-    inputs: np.ndarray, targets: np.ndarray, start_id: int, end_id: int
+def _teacher_pair(tokens: np.ndarray, start_id: int, end_id: int) -> tuple[np.ndarray, ...]:
+    """The expected (decoder_inputs, decoder_targets)."""
+    start = np.full((len(tokens), 1), start_id, dtype=tokens.dtype)
+    return np.concatenate([start, tokens], axis=1), _with_end(tokens, end_id, _lengths(tokens))
+
+
+def _lengths(tokens: np.ndarray) -> np.ndarray:
+    return (tokens != _PAD).sum(axis=1)
+
+
+def _with_end(tokens: np.ndarray, end_id: int, at: np.ndarray, *, add: bool = False) -> np.ndarray:
+    """tokens, a PAD column after them, and end_id at index `at` of each row (where it fits)."""
+    batch, length = tokens.shape
+    result = np.concatenate([tokens, np.zeros((batch, 1), tokens.dtype)], axis=1)
+    rows = np.flatnonzero((at >= 0) & (at <= length))
+    if add:  # END added to the token there, as tf.one_hot(...) * end_id adds it
+        result[rows, at[rows]] += end_id
+    else:
+        result[rows, at[rows]] = end_id
+    return result
+
+
+def _pair_arrays(result: Any, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(result, (tuple, list)):
+        with learner_code("converting the output of teacher_forcing_pair"):
+            array = to_numpy(result, name="the result of teacher_forcing_pair")
+        raise Wrong(
+            f"it returned one value, of shape {array.shape}, not a pair; return both: "
+            "`return decoder_inputs, decoder_targets`."
+        )
+    if len(result) != 2:
+        raise Wrong(
+            f"it returned {len(result)} values; return two: (decoder_inputs, decoder_targets)."
+        )
+    with learner_code("converting the output of teacher_forcing_pair"):
+        inputs = to_numpy(result[0], name="the decoder inputs (the first value returned)")
+        targets = to_numpy(result[1], name="the decoder targets (the second value returned)")
+    return inputs, targets
+
+
+def _expect_pair(
+    inputs: np.ndarray, targets: np.ndarray, tokens: np.ndarray, start_id: int, end_id: int
 ) -> None:
-    if inputs.shape != targets.shape:
-        _explain_shape(inputs, targets, start_id)
-    if inputs.dtype.kind not in "iu":
+    want_inputs, want_targets = _teacher_pair(tokens, start_id, end_id)
+    if np.array_equal(inputs, want_targets) and np.array_equal(targets, want_inputs):
         raise Wrong(
-            f"the decoder inputs have dtype {inputs.dtype}; keep the integer dtype of targets "
-            "(an Embedding layer takes integer ids): build the START column with targets.dtype."
+            "it returns (decoder_targets, decoder_inputs): the pair is the other way round; "
+            "return the inputs first, `return decoder_inputs, decoder_targets`."
         )
-    expected = _shifted(targets, start_id)
-    if np.array_equal(inputs, expected):
-        return
-    raise Wrong(f"with start_id={start_id}, {_shift_mistake(inputs, targets, start_id, end_id)}")
+    _expect_pair_shape(inputs, targets, tokens, start_id, end_id)
+    for array, name in ((inputs, "the decoder inputs"), (targets, "the decoder targets")):
+        if array.dtype != tokens.dtype:
+            raise Wrong(_pair_dtype_mistake(array, tokens, name))
+    swapped = _teacher_pair(tokens, end_id, start_id)
+    if np.array_equal(inputs, swapped[0]) and np.array_equal(targets, swapped[1]):
+        raise Wrong(_ids_mistake(start_id, end_id))
+    if not np.array_equal(targets, want_targets):
+        raise Wrong(_targets_mistake(targets, tokens, start_id, end_id))
+    if not np.array_equal(inputs, want_inputs):
+        raise Wrong(_inputs_mistake(inputs, tokens, start_id, end_id))
 
 
-def _explain_shape(inputs: np.ndarray, targets: np.ndarray, start_id: int) -> None:
-    batch, length = targets.shape
-    name = f"the decoder inputs have shape {inputs.shape}, but targets {targets.shape}"
-    if inputs.shape == (batch, length + 1):
-        raise Wrong(
-            f"{name}: it keeps every column after START; drop the last column of targets "
-            "(START, then targets[:, :-1]) so the inputs line up with the labels."
+def _pair_dtype_mistake(array: np.ndarray, tokens: np.ndarray, name: str) -> str:
+    if array.dtype.kind not in "iu":
+        return (
+            f"{name} have dtype {array.dtype}; keep the dtype of tokens ({tokens.dtype}), integer "
+            "ids for an Embedding layer: tf.one_hot returns float32 unless you pass "
+            "dtype=tokens.dtype."
         )
-    if inputs.shape == (batch, length - 1):
-        if np.array_equal(inputs, targets[:, 1:]):
+    return (
+        f"{name} have dtype {array.dtype}, but tokens are {tokens.dtype}: keep the dtype of "
+        "tokens (np.full and tf.one_hot pick their own unless you pass dtype=tokens.dtype)."
+    )
+
+
+def _expect_pair_shape(
+    inputs: np.ndarray, targets: np.ndarray, tokens: np.ndarray, start_id: int, end_id: int
+) -> None:
+    batch, length = tokens.shape
+    wanted = (batch, length + 1)
+    longer = "both are one column longer than tokens, (batch, T + 1)"
+    if targets.shape == tokens.shape:
+        replaced = _with_end(tokens, end_id, _lengths(tokens) - 1)[:, :length]
+        if np.array_equal(targets, replaced):
             raise Wrong(
-                f"{name}: targets[:, 1:] is what the decoder predicts; its inputs are START, "
-                "then targets[:, :-1]."
+                f"the decoder targets have shape {targets.shape}, the shape of tokens: END "
+                "replaces each row's last real token. Keep every token and put END right after "
+                f"it, at index length, so {longer}: tf.pad(tokens, [[0, 0], [0, 1]]), then END."
             )
-        raise Wrong(f"{name}: it drops a column but adds no START; put START in front.")
-    if inputs.shape == (batch + 1, length):
         raise Wrong(
-            f"{name}: it adds START as a new row, along the batch axis (0); concatenate along "
-            "the time axis, axis=1."
+            f"the decoder targets have shape {targets.shape}, the shape of tokens, so a full row "
+            f"has no room for END: {longer}; pad tokens with a column, tf.pad(tokens, "
+            "[[0, 0], [0, 1]]), and use depth T + 1 in tf.one_hot."
         )
-    expect_shape(inputs, targets.shape, name="the output")
+    if inputs.shape == tokens.shape:
+        if np.array_equal(inputs, _teacher_pair(tokens, start_id, end_id)[0][:, :-1]):
+            raise Wrong(
+                f"the decoder inputs have shape {inputs.shape}: START + tokens[:, :-1] drops each "
+                "row's last token (the chapter's shift, for targets that already hold END); here "
+                f"{longer}: {_INPUTS_FIX}."
+            )
+        raise Wrong(f"the decoder inputs have shape {inputs.shape}, the shape of tokens; {longer}.")
+    expect_shape(inputs, wanted, name="decoder_inputs")
+    expect_shape(targets, wanted, name="decoder_targets")
 
 
-def _shift_mistake(inputs: np.ndarray, targets: np.ndarray, start_id: int, end_id: int) -> str:
-    fix = "START, then targets[:, :-1]"
-    first, rest, head = inputs[:, 0], inputs[:, 1:], targets[:, :-1]
-    if np.array_equal(inputs, targets):
-        return f"it returns the targets unchanged; the decoder inputs are {fix}."
-    if len(targets) > 1 and (
-        np.array_equal(inputs[1:], targets[:-1]) or np.array_equal(inputs[:-1], targets[1:])
+def _ids_mistake(start_id: int, end_id: int) -> str:
+    if (end_id, start_id) == _NOTEBOOK_IDS:
+        return (
+            f"it uses START = {end_id} and END = {start_id}, the notebook's constants, but this "
+            f"call passes start_id={start_id} and end_id={end_id}: use the arguments, not "
+            "START and END."
+        )
+    return (
+        f"START and END are swapped: the inputs begin with end_id ({end_id}) and the targets' "
+        f"END is start_id ({start_id}); the inputs begin with start_id, and end_id follows each "
+        "row's last real token."
+    )
+
+
+def _targets_mistake(targets: np.ndarray, tokens: np.ndarray, start_id: int, end_id: int) -> str:
+    length, real = tokens.shape[1], _lengths(tokens)
+    expected, padded = _with_end(tokens, end_id, real), _with_end(tokens, _PAD, real)
+    if np.array_equal(targets, padded):
+        return (
+            "the decoder targets have no END: put end_id right after each row's last real "
+            f"token, at index length (the count of its non-PAD tokens, {_COUNT})."
+        )
+    if np.array_equal(targets, _with_end(tokens, end_id, np.full_like(real, length))):
+        return (
+            f"END is at the very end of each row (index T = {length}), after the padding; put it "
+            f"right after the last real token: count the non-PAD tokens, {_COUNT}, not the "
+            "length of the row."
+        )
+    if any(
+        np.array_equal(targets, _with_end(tokens, end_id, real - 1, add=a)) for a in (False, True)
     ):
         return (
-            "it shifts the rows, along the batch axis (0); shift each row along the time axis "
-            f"(1): {fix}."
+            "END lands on each row's last real token (index length - 1); put it right after "
+            f"it, at index length = {_COUNT}."
         )
-    if np.all(inputs[:, -1] == start_id) and not np.all(first == start_id):
-        return f"it puts START at the end of each row; put it first: {fix}."
-    if np.array_equal(inputs[:, :-1], targets[:, 1:]):
+    if np.array_equal(targets, _with_end(tokens, end_id, real + 1)):
         return (
-            "it shifts the targets left (targets[:, 1:] are the labels, what the decoder "
-            f"predicts); shift them right: {fix}."
+            "END comes one position late (index length + 1), after a PAD; put it at index "
+            "length, right after the last real token."
         )
-    if np.array_equal(rest, head) and np.all(first == first[0]):
-        return _first_column_mistake(int(first[0]), start_id, end_id)
-    if np.all(first == start_id) and np.array_equal(rest, targets[:, 1:]):
+    if np.array_equal(targets, np.where(padded == _PAD, end_id, padded)):
         return (
-            "it drops the first token of each target instead of the last column; the decoder "
-            f"inputs are {fix}."
+            "it writes END into every padding position: only one END, right after the last "
+            "real token; the padding after it stays PAD (0)."
         )
-    if np.all(first == start_id):
-        changed = rest != head
-        if np.all(head[changed] == 0):
-            return (
-                "it changes the padding: positions that hold PAD (0) in targets must stay 0 in "
-                f"the decoder inputs, which are {fix}."
-            )
-        if np.all(head[changed] == end_id):
-            return f"it changes the END tokens ({end_id}); keep them: the inputs are {fix}."
-    row = int(np.argwhere((inputs != _shifted(targets, start_id)).any(axis=1))[0, 0])
+    return _end_value_mistake(targets, expected, tokens, start_id, end_id)
+
+
+def _end_value_mistake(
+    targets: np.ndarray, expected: np.ndarray, tokens: np.ndarray, start_id: int, end_id: int
+) -> str:
+    batch, length = tokens.shape
+    at = np.zeros(expected.shape, bool)
+    at[np.arange(batch), _lengths(tokens)] = True
+    values = np.unique(targets[at])
+    if np.array_equal(targets[~at], expected[~at]) and len(values) == 1:
+        return (
+            f"the END after each row's tokens is {values[0]}, but end_id is {end_id}: use the "
+            "end_id argument, not a constant."
+        )
+    wrong = (targets != expected).any(axis=1)
+    full = _lengths(tokens) == length
+    row = int(np.flatnonzero(wrong)[0])
+    shown = f"row {row} of the decoder targets is {targets[row].tolist()}"
+    if np.all(wrong == full):
+        return (
+            f"{shown}, but it has no padding, so END goes in the new last column (index T = "
+            f"{length}). tf.argmax of tokens == PAD gives 0 for a row without PAD; count the "
+            f"non-PAD tokens instead, {_COUNT}."
+        )
+    if np.all(targets[:, 0] == start_id):
+        return f"{shown}: the targets do not begin with START; they are the tokens, then END."
     return (
-        f"row {row} of the decoder inputs is {inputs[row].tolist()}, expected "
-        f"{_shifted(targets, start_id)[row].tolist()} ({fix})."
+        f"{shown}, expected {expected[row].tolist()}: the row's tokens, end_id ({end_id}) right "
+        "after the last real token, then PAD."
     )
 
 
-def _first_column_mistake(first: int, start_id: int, end_id: int) -> str:
-    if first == end_id:
+def _inputs_mistake(inputs: np.ndarray, tokens: np.ndarray, start_id: int, end_id: int) -> str:
+    first, rest = inputs[:, 0], inputs[:, 1:]
+    if np.array_equal(inputs, _with_end(tokens, _PAD, _lengths(tokens))):
         return (
-            f"each row starts with END ({end_id}); the decoder starts from START: put start_id "
-            "first."
+            "the decoder inputs have no START: they are the tokens, then a PAD column; the "
+            f"inputs are {_INPUTS_FIX}."
         )
+    if np.array_equal(inputs[:, :-1], tokens) and np.all(inputs[:, -1] == start_id):
+        return (
+            "the decoder inputs are the tokens shifted left, with START after them (paddings "
+            f"[[0, 0], [0, 1]]); shift them right: {_INPUTS_FIX}."
+        )
+    with_end = _teacher_pair(tokens, start_id, end_id)[1][:, :-1]
+    if np.all(first == start_id) and np.array_equal(rest, with_end):
+        return (
+            "the decoder inputs contain END: START + targets[:, :-1] keeps the END of every row "
+            f"with padding, and the decoder never reads END; the inputs are {_INPUTS_FIX}."
+        )
+    if np.array_equal(rest, tokens) and np.all(first == first[0]):
+        if first[0] == _PAD:
+            return (
+                "the decoder inputs begin with PAD (0), not START: tf.pad fills with 0 unless "
+                "you pass constant_values=start_id."
+            )
+        return (
+            f"the decoder inputs begin with {first[0]}, but start_id is {start_id}: use the "
+            "start_id argument, not a constant."
+        )
+    if np.all(first == start_id) and np.all(tokens[rest != tokens] == _PAD):
+        return (
+            "it changes the padding: positions that hold PAD (0) in tokens stay 0 in the "
+            f"decoder inputs, which are {_INPUTS_FIX}."
+        )
+    expected = _teacher_pair(tokens, start_id, end_id)[0]
+    row = int(np.flatnonzero((inputs != expected).any(axis=1))[0])
     return (
-        f"each row starts with {first}, but start_id is {start_id}: use the start_id argument, "
-        "not a constant."
+        f"row {row} of the decoder inputs is {inputs[row].tolist()}, expected "
+        f"{expected[row].tolist()}: {_INPUTS_FIX}, with start_id={start_id}."
     )
 
 
