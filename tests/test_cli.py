@@ -140,18 +140,6 @@ def test_run_executes_notebooks_and_prints_a_timing_table(tmp_path, monkeypatch,
     )  # not written
 
 
-def test_lab_launches_jupyterlab_on_the_notebooks_folder(monkeypatch):
-    launched = []
-    monkeypatch.setattr(cli.subprocess, "call", lambda command: launched.append(command) or 0)
-    assert cli.main(["lab", "--port", "8899", "--no-browser"]) == 0
-    (command,) = launched
-    assert command[:4] == [sys.executable, "-m", "jupyter", "lab"]
-    assert f"--notebook-dir={cli.notebooks_dir()}" in command
-    assert "--port=8899" in command and "--no-browser" in command
-    assert Path(command[4].split("=", 1)[1]).name == "notebooks"
-    assert ("--allow-root" in command) == (os.geteuid() == 0)
-
-
 def test_busy_core_options_default_to_none_for_run_and_one_for_stress():
     parser = cli._parser()
     assert parser.parse_args(["run"]).busy_cores == 0

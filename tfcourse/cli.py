@@ -36,9 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("doctor", help="check that this machine can run the course")
-    lab = commands.add_parser("lab", help="open the notebooks in JupyterLab")
-    lab.add_argument("--port", type=int, default=None, help="port for JupyterLab")
-    lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    _add_lab(commands)
+    _add_board(commands)
     run = commands.add_parser("run", help="execute notebooks headless and time them")
     run.add_argument(
         "chapters", nargs="*", metavar="NN", help="chapter numbers, e.g. 00 03 (default: all)"
@@ -93,6 +92,78 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_lab(commands: Any) -> None:
+    lab = commands.add_parser(
+        "lab", help="open your workspace (copies of the notebooks) in JupyterLab"
+    )
+    lab.add_argument("--port", type=int, default=None, help="port for JupyterLab")
+    lab.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="do not open a browser; open the URL with ?token= that JupyterLab prints",
+    )
+    lab.add_argument(
+        "--edition",
+        choices=("full", "student"),
+        help="full: solutions collapsed; student: solutions removed (asked on first launch)",
+    )
+    lab.add_argument(
+        "--workspace",
+        type=Path,
+        metavar="DIR",
+        help="your copies of the notebooks (default: $TFCOURSE_WORKSPACE or workspace/)",
+    )
+    lab.add_argument(
+        "--reset",
+        metavar="NN",
+        help="replace your copy of chapter NN with a fresh one (the old one moves to backups/)",
+    )
+
+
+def _add_board(commands: Any) -> None:
+    board = commands.add_parser("board", help="open TensorBoard on a folder of logs")
+    board.add_argument(
+        "logdir", nargs="?", type=Path, default=Path("logs"), help="the logs (default: ./logs)"
+    )
+    board.add_argument("--port", type=int, default=6006, help="port (default: 6006; 0: any)")
+
+
+def _add_classroom(commands: Any) -> None:
+    release = commands.add_parser(
+        "release",
+        help="(instructors) write the student notebooks: solutions out, nbgrader metadata in",
+    )
+    release.add_argument("out", type=Path, metavar="OUT_DIR", help="folder for the student copies")
+    release.add_argument(
+        "chapters", nargs="*", metavar="NN", help="chapter numbers, e.g. 00 03 (default: all)"
+    )
+    grade = commands.add_parser(
+        "grade",
+        help="(instructors) grade submitted notebooks offline into a CSV and feedback files",
+    )
+    grade.add_argument("submissions", type=Path, metavar="SUBMISSIONS_DIR")
+    grade.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="CSV",
+        help="the results CSV (one row per exercise)",
+    )
+    grade.add_argument("--jobs", type=_positive_count, default=None, help="kernels at once")
+    grade.add_argument(
+        "--timeout", type=_positive_int, default=900, help="seconds per notebook (default: 900)"
+    )
+    grade.add_argument(
+        "--cell-timeout", type=_positive_int, default=300, help="seconds per cell (default: 300)"
+    )
+    grade.add_argument(
+        "--chapter", metavar="NN", help="chapter of notebooks whose name does not start with NN_"
+    )
+    grade.add_argument(
+        "--fresh", action="store_true", help="grade everything again, ignoring finished grades"
+    )
+
+
 def _add_busy_cores(parser: argparse.ArgumentParser, *, default: int) -> None:
     parser.add_argument(
         "--busy-cores",
@@ -130,7 +201,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tfcourse` console script; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    handlers = {"doctor": _doctor, "lab": _lab, "run": _run, "data": _data, "dev": _dev}
+    handlers = {
+        "doctor": _doctor,
+        "lab": _lab,
+        "board": _board,
+        "run": _run,
+        "data": _data,
+        "dev": _dev,
+    }
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
@@ -157,14 +235,66 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _lab(args: argparse.Namespace) -> int:
-    command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={notebooks_dir()}"]
-    if args.port is not None:
-        command.append(f"--port={args.port}")
-    if args.no_browser:
-        command.append("--no-browser")
-    if hasattr(os, "geteuid") and os.geteuid() == 0:  # classroom containers often run as root
-        command.append("--allow-root")
-    return subprocess.call(command)
+    from tfcourse import lab
+
+    workspace = (args.workspace or lab.default_workspace()).expanduser().absolute()
+    try:
+        if args.reset is not None:
+            print("\n".join(lab.reset_chapter(workspace, args.reset, edition=args.edition)))
+            print("Run `tfcourse lab` to open it.")
+            return 0
+        first = lab.recorded_edition(workspace) is None
+        edition = args.edition or (_ask_edition() if first else None)
+        done = lab.prepare(workspace, edition=edition)
+    except ValueError as error:
+        raise _UsageError(str(error)) from None
+    print("\n".join([*done, _lab_greeting(workspace, lab.recorded_edition(workspace))]))
+    sys.stdout.flush()
+    command = lab.lab_command(workspace, port=args.port, browser=not args.no_browser)
+    return subprocess.call(command, env=lab.lab_environment(workspace))
+
+
+def _ask_edition() -> str:
+    """Ask a learner at a terminal which edition to start with; elsewhere, the full one."""
+    if not sys.stdin.isatty():
+        return "full"
+    answer = input(
+        "First launch. Which notebooks do you want?\n"
+        "  [f] full: solutions collapsed, to expand after you try (self-study)\n"
+        "  [s] student: solutions removed (a class whose instructor grades your work)\n"
+        "Choose f or s [f]: "
+    )
+    return "student" if answer.strip().lower().startswith("s") else "full"
+
+
+def _lab_greeting(workspace: Path, edition: str | None) -> str:
+    return (
+        f"Your workspace: {workspace} ({edition} edition). Your answers stay there; the course's\n"
+        "notebooks/ stay untouched. JupyterLab opens its START_HERE.md page. With --no-browser,\n"
+        "open the http://127.0.0.1:PORT/lab...?token=... URL that JupyterLab prints below.\n"
+        "Press Ctrl-C twice to stop it."
+    )
+
+
+def _board(args: argparse.Namespace) -> int:
+    import time
+
+    from tfcourse import board
+
+    if not args.logdir.is_dir():
+        raise _UsageError(
+            f"no folder {args.logdir}; pass the folder your notebook wrote its logs to "
+            "(chapter 03 prints it as `logdir`)"
+        )
+    try:
+        with board.serve(args.logdir, port=args.port) as url:
+            print(f"TensorBoard serves {args.logdir} at {url}", flush=True)
+            print("Press Ctrl-C to stop it.", flush=True)
+            while True:
+                time.sleep(3600)
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 def find_notebooks(chapters: Sequence[str], folder: Path | None = None) -> list[Path]:
