@@ -178,8 +178,9 @@ def beam_search(
     aside as finished; the best ``beam_width`` other extensions stay live. A row stops when no live
     hypothesis can beat its best finished one (an exact test, for any ``length_penalty``), and
     every row stops after ``max_length`` tokens, when its live hypotheses finish without an end
-    token. With ``beam_width=1`` this is `greedy_search`. A wider beam usually finds a better
-    sequence, but not always: beam search is a heuristic, and only `exhaustive_search` is exact.
+    token. With ``beam_width=1`` and no length penalty this is `greedy_search`. A wider beam
+    usually finds a better sequence, but not always: beam search is a heuristic, and only
+    `exhaustive_search` is exact.
 
     The state is tiled to ``batch_size * beam_width`` rows (row ``b``'s beams are rows
     ``b * beam_width`` to ``b * beam_width + beam_width - 1``) and reordered with a gather after
