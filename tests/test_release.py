@@ -1,12 +1,25 @@
-"""The student release runs top to bottom; every exercise reaches the grader as not attempted."""
+"""The student release: no solution survives, nbgrader agrees, and it runs to the end.
+
+Every exercise of a released notebook reaches the grader as not attempted rather than crashing.
+"""
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from tfcourse.notebooks import execute, release
+from tfcourse.cli import main
+from tfcourse.notebooks import execute, release, strip_solutions
+from tfcourse.notebooks._release import (
+    CODE_STUB,
+    STUB,
+    exercises,
+    nbgrader_metadata,
+    strip_hidden_tests,
+)
+from tfcourse.notebooks._structure import BEGIN, END
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
@@ -28,3 +41,112 @@ def test_student_release_runs_and_reports_every_exercise_not_attempted(path, tmp
     assert len(exercises) >= 4 and all(e.startswith(f"{chapter}.") for e in exercises)
     last_grade = {grade["exercise"]: grade["status"] for grade in grades}
     assert set(last_grade.values()) == {"not attempted"}, last_grade
+
+
+def _solution_lines(source: str) -> list[str]:
+    """The non-blank lines strictly inside BEGIN/END SOLUTION blocks."""
+    inside, found = False, []
+    for line in source.split("\n"):
+        if BEGIN in line or END in line:
+            inside = BEGIN in line
+        elif inside and line.strip():
+            found.append(line.strip())
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_solution_text_survives_the_release(path):
+    source = nbformat.read(path, as_version=4)
+    student = release(source)
+    outside = "\n".join(
+        line.strip() for cell in source.cells for line in strip_solutions(cell.source).split("\n")
+    )
+    secret = {line for cell in source.cells for line in _solution_lines(cell.source)}
+    secret -= set(outside.split("\n"))  # lines the notebook also shows elsewhere are no secret
+    assert secret, "every solution line is shown elsewhere: the test proves nothing"
+    released = {line.strip() for cell in student.cells for line in cell.source.split("\n")}
+    assert not secret & released
+    assert all(BEGIN not in cell.source and END not in cell.source for cell in student.cells)
+    for cell in student.cells:  # nor in outputs: solution and check cells lose theirs
+        if cell.cell_type == "code" and (STUB in cell.source or "check_" in cell.source):
+            assert cell.outputs == [] and cell.execution_count is None
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_release_keeps_every_other_cell_intact(path):
+    source = nbformat.read(path, as_version=4)
+    student = release(source, chapter=path.name[:2])
+    assert [c.get("id") for c in student.cells] == [c.get("id") for c in source.cells]
+    for before, after in zip(source.cells, student.cells, strict=True):
+        if BEGIN not in before.source:
+            assert after.source == before.source
+        if BEGIN not in before.source and "check_" not in before.source:
+            assert after.get("outputs") == before.get("outputs")
+    assert student.metadata["tfcourse"] == {"chapter": path.name[:2], "release": "student"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_release_carries_nbgrader_metadata_with_a_point_per_star(path):
+    source = nbformat.read(path, as_version=4)
+    student = release(source)
+    marked = [c.metadata["nbgrader"] for c in student.cells if "nbgrader" in c.metadata]
+    ids = [meta["grade_id"] for meta in marked]
+    assert len(ids) == len(set(ids)) and all(re.fullmatch(r"[\w-]+", i) for i in ids)
+    found = exercises(source)
+    stars = {e.number: len(re.search(r"★+", source.cells[e.task].source).group()) for e in found}
+    assert {e.number: e.points for e in found} == stars
+    assert sum(meta.get("points", 0) for meta in marked) == sum(stars.values())
+    for exercise in found:
+        answer = student.cells[exercise.answers[0]].metadata["nbgrader"]
+        assert answer["solution"] and not answer["locked"] and not answer["grade"]
+        check = student.cells[exercise.checks[0]].metadata["nbgrader"]
+        assert check["grade"] and check["locked"] and check["points"] == exercise.points
+        assert {"schema_version": 3}.items() <= check.items()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_nbgrader_makes_the_same_release(path):
+    """nbgrader's own ClearSolutions and ClearHiddenTests find the same code as ours."""
+    preprocessors = pytest.importorskip("nbgrader.preprocessors")
+    source = nbformat.read(path, as_version=4)
+    theirs = nbgrader_metadata(source)
+    theirs, resources = preprocessors.ClearSolutions(code_stub={"python": CODE_STUB}).preprocess(
+        theirs, {}
+    )
+    theirs, _ = preprocessors.ClearHiddenTests().preprocess(theirs, resources)
+    ours = release(source)
+    assert [c.source for c in ours.cells] == [c.source for c in theirs.cells]
+    assert sum(STUB in c.source for c in ours.cells) == sum(
+        len(e.answers) for e in exercises(source)
+    )
+
+
+def test_hidden_tests_leave_the_release_like_nbgrader_removes_them():
+    preprocessors = pytest.importorskip("nbgrader.preprocessors")
+    from test_grade import toy_chapter
+
+    source = toy_chapter()
+    student = release(source)
+    text = "\n".join(cell.source for cell in student.cells)
+    assert "check_double_negative" not in text and "HIDDEN TESTS" not in text
+    assert "ch90.check_double(double)" in text
+    theirs, _ = preprocessors.ClearHiddenTests().preprocess(nbgrader_metadata(source), {})
+    check = exercises(source)[0].checks[0]
+    assert student.cells[check].source == theirs.cells[check].source
+
+
+def test_strip_hidden_tests_refuses_unbalanced_markers():
+    with pytest.raises(ValueError, match="unbalanced hidden-test markers"):
+        strip_hidden_tests("check()\n### BEGIN HIDDEN TESTS\nsecret()")
+
+
+def test_release_command_writes_chosen_chapters_and_dev_release_still_works(tmp_path, capsys):
+    assert main(["release", str(tmp_path / "all"), "00"]) == 0
+    written = sorted(p.name for p in (tmp_path / "all").iterdir())
+    assert written == [NOTEBOOKS[0].name]
+    student = nbformat.read(tmp_path / "all" / written[0], as_version=4)
+    assert student.metadata["tfcourse"]["chapter"] == "00"
+    assert main(["dev", "release", str(NOTEBOOKS[0]), "--out", str(tmp_path / "dev")]) == 0
+    assert (tmp_path / "dev" / written[0]).read_bytes() == (
+        tmp_path / "all" / written[0]
+    ).read_bytes()

@@ -1,4 +1,4 @@
-"""The `tfcourse` command: doctor, lab, run, data and dev. Run `tfcourse --help`.
+"""The `tfcourse` command: doctor, lab, run, release, grade, data and dev. Run `tfcourse --help`.
 
 Bad arguments print a message and exit with status 2, never a traceback. Introduced in
 `00_welcome_and_setup`.
@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         help="write the timing table into FILE (BENCHMARKS.md)",
     )
     _add_busy_cores(run, default=0)
+    _add_classroom(commands)
     data = commands.add_parser("data", help="list, verify or rebuild the embedded datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     data_commands.add_parser("list", help="list the datasets")
@@ -70,7 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     execute.add_argument("notebooks", nargs="+", type=Path)
     lint = dev_commands.add_parser("lint", help="check notebooks against the chapter template")
     lint.add_argument("notebooks", nargs="+", type=Path)
-    release = dev_commands.add_parser("release", help="write student copies without solutions")
+    release = dev_commands.add_parser(
+        "release", help="write student copies of the given notebooks (see `tfcourse release`)"
+    )
     release.add_argument("notebooks", nargs="+", type=Path)
     release.add_argument("--out", type=Path, required=True, help="folder for the student copies")
     stress = dev_commands.add_parser(
@@ -206,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "lab": _lab,
         "board": _board,
         "run": _run,
+        "release": _release,
+        "grade": _grade,
         "data": _data,
         "dev": _dev,
     }
@@ -318,6 +323,34 @@ def find_notebooks(chapters: Sequence[str], folder: Path | None = None) -> list[
             )
         chosen.append(available[key])
     return chosen
+
+
+def _release(args: argparse.Namespace) -> int:
+    from tfcourse.classroom import release_chapters
+
+    for path in release_chapters(find_notebooks(args.chapters), args.out):
+        print(path)
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from tfcourse.classroom._cli import grade_command
+
+    if not args.submissions.is_dir():
+        raise _UsageError(f"no such folder: {args.submissions}")
+    chapter = args.chapter
+    if chapter is not None:
+        chapter = find_notebooks([chapter])[0].name[:2]
+    return grade_command(
+        args.submissions,
+        args.out,
+        sources={path.name[:2]: path for path in find_notebooks([])},
+        jobs=args.jobs,
+        timeout=args.timeout,
+        cell_timeout=args.cell_timeout,
+        chapter=chapter,
+        fresh=args.fresh,
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -499,11 +532,9 @@ def _dev(args: argparse.Namespace) -> int:
             print(f"{path}: ok" if not problems else "\n".join(f"{path}: {p}" for p in problems))
             failures += bool(problems)
         else:
-            args.out.mkdir(parents=True, exist_ok=True)
-            nbformat.write(
-                notebooks.release(nbformat.read(path, as_version=4)), args.out / path.name
-            )
-            print(f"{path} -> {args.out / path.name}")
+            from tfcourse.classroom import release_chapters
+
+            print(f"{path} -> {release_chapters([path], args.out)[0]}")
     return 1 if failures else 0
 
 

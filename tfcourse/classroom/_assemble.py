@@ -1,0 +1,229 @@
+"""Build the notebook the grader runs: the instructor's notebook with the student's answers in it.
+
+Every cell comes from the instructor's source notebook (hidden tests included), except the
+answer cells, which come from the submission, and code cells the student added, which keep their
+place. A student's edits to any other cell, check cells included, are not run. Check calls in the
+check cells go to private copies of the check modules, loaded fresh from disk just before the
+exercises, and a last cell reports their results with a one-time key: whatever the submission
+prints, writes or redefines, the grade comes from the grader's own run of its checks.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import secrets
+from dataclasses import dataclass
+
+import nbformat
+
+from tfcourse.notebooks._release import (
+    STUB,
+    Exercise,
+    exercises,
+    nbgrader_metadata,
+    strip_solutions,
+)
+
+#: The MIME type of the grader's report, in the output of the last cell.
+REPORT_MIME = "application/vnd.tfcourse.grades+json"
+_PRIVATE_PACKAGE = "tfcourse.exercises"
+
+_PRELUDE = """\
+def _tfcourse_load_checks():
+    import importlib, sys, types
+    modules, prefix = {modules!r}, {package!r}
+    def ours(name):
+        return name == prefix or name.startswith(prefix + ".") or name in modules.values()
+    saved = {{name: module for name, module in sys.modules.items() if ours(name)}}
+    for name in saved:
+        del sys.modules[name]
+    try:
+        private = types.SimpleNamespace(
+            **{{alias: importlib.import_module(name) for alias, name in modules.items()}}
+        )
+        private.framework = importlib.import_module(prefix + "._framework")
+    finally:
+        for name in [name for name in sys.modules if ours(name)]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+        if prefix in saved and "tfcourse" in sys.modules:
+            sys.modules["tfcourse"].exercises = saved[prefix]
+    return private
+{private} = _tfcourse_load_checks()
+del _tfcourse_load_checks"""
+
+_REPORT = """\
+def _tfcourse_report():
+    from IPython.display import display
+    private = globals().get({private!r})
+    results = None if private is None else [r.to_dict() for r in private.framework.results()]
+    display({{{mime!r}: {{"key": {key!r}, "results": results}}}}, raw=True)
+_tfcourse_report()"""
+
+
+@dataclass(frozen=True)
+class GradingNotebook:
+    """The notebook to run, and what the grader needs to read its outcome.
+
+    Attributes:
+        nb: The notebook.
+        key: The one-time key the last cell's report must carry.
+        exercises: The exercises, as found in the instructor's notebook.
+        answered: Exercise numbers whose answer cells the submission had.
+        cells: For each cell of `nb`, what it is: ``"answer 00.1"``, ``"check 00.1"``, ``"added"``,
+            ``"grader"`` or ``"course"``.
+    """
+
+    nb: nbformat.NotebookNode
+    key: str
+    exercises: list[Exercise]
+    answered: frozenset[str]
+    cells: list[str]
+
+
+def check_modules(nb: nbformat.NotebookNode) -> dict[str, str]:
+    """The modules a notebook's check calls go to: ``{"ch00": "tfcourse.exercises.ch00"}``."""
+    aliases: dict[str, str] = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for name in node.names:
+                    aliases[name.asname or name.name] = f"{node.module}.{name.name}"
+            elif isinstance(node, ast.Import):
+                for name in node.names:
+                    if name.asname:
+                        aliases[name.asname] = name.name
+    called = {
+        node.func.value.id
+        for index in _check_cells(nb)
+        for node in ast.walk(ast.parse(nb.cells[index].source))
+        if _is_check_call(node, set(aliases))
+    }
+    return {alias: aliases[alias] for alias in sorted(called)}
+
+
+def _check_cells(nb: nbformat.NotebookNode) -> list[int]:
+    return [index for exercise in exercises(nb) for index in exercise.checks]
+
+
+def _is_check_call(node: ast.AST, aliases: set[str]) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id in aliases
+        and node.func.attr.startswith("check_")
+    )
+
+
+def redirect_checks(source: str, aliases: set[str], private: str) -> str:
+    """`source` with each ``alias.check_x(...)`` call sent to ``private.alias.check_x(...)``."""
+    lines = source.split("\n")
+    names = [
+        node.func.value
+        for node in ast.walk(ast.parse(source))
+        if _is_check_call(node, aliases)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+    ]
+    for name in sorted(names, key=lambda n: (n.lineno, n.col_offset), reverse=True):
+        raw = lines[name.lineno - 1].encode()
+        before, after = raw[: name.col_offset], raw[name.end_col_offset or 0 :]
+        lines[name.lineno - 1] = (before + f"{private}.{name.id}".encode() + after).decode()
+    return "\n".join(lines)
+
+
+def assemble(official: nbformat.NotebookNode, submission: nbformat.NotebookNode) -> GradingNotebook:
+    """The notebook that grades `submission` against the instructor's `official` notebook."""
+    official = nbgrader_metadata(official)
+    key = secrets.token_hex(8)
+    private = f"_tfcourse_checks_{key}"
+    found = exercises(official)
+    modules = check_modules(official)
+    roles = {i: f"answer {e.number}" for e in found for i in e.answers}
+    roles |= {i: f"check {e.number}" for e in found for i in e.checks}
+    answers, added = _student_cells(official, submission)
+    graded, kinds = nbformat.v4.new_notebook(metadata=copy.deepcopy(official.metadata)), []
+    first_task = found[0].task if found else len(official.cells)
+    for extra in added.get(None, []):  # cells added above every cell the course has
+        graded.cells.append(nbformat.v4.new_code_cell(extra.source))
+        kinds.append("added")
+    for index, cell in enumerate(official.cells):
+        if index == first_task:
+            prelude = _PRELUDE.format(modules=modules, package=_PRIVATE_PACKAGE, private=private)
+            graded.cells.append(nbformat.v4.new_code_cell(prelude))
+            kinds.append("grader")
+        cell = copy.deepcopy(cell)
+        role = roles.get(index, "course")
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+            if role.startswith("answer"):
+                grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+                mine = answers.get(grade_id) or answers.get(cell.get("id"))
+                cell.source = mine.source if mine is not None else strip_solutions(cell.source)
+            elif role.startswith("check"):
+                cell.source = redirect_checks(cell.source, set(modules), private)
+        graded.cells.append(cell)
+        kinds.append(role)
+        for extra in added.get(cell.get("id"), []):
+            graded.cells.append(nbformat.v4.new_code_cell(extra.source))
+            kinds.append("added")
+    graded.cells.append(
+        nbformat.v4.new_code_cell(_REPORT.format(private=private, mime=REPORT_MIME, key=key))
+    )
+    kinds.append("grader")
+    answered = frozenset(
+        e.number
+        for e in found
+        for i in e.answers
+        if (official.cells[i].metadata.get("nbgrader", {}).get("grade_id") in answers)
+        or official.cells[i].get("id") in answers
+    )
+    return GradingNotebook(graded, key, found, answered, kinds)
+
+
+def _student_cells(
+    official: nbformat.NotebookNode, submission: nbformat.NotebookNode
+) -> tuple[dict[str, nbformat.NotebookNode], dict[str | None, list[nbformat.NotebookNode]]]:
+    """The submission's answer cells by grade id (and cell id), and its added code cells by anchor.
+
+    An added cell is a code cell whose id the official notebook lacks; it is anchored to the
+    nearest cell above it that the official notebook has (None: before everything).
+    """
+    answer_ids = {
+        key
+        for cell in official.cells
+        if cell.metadata.get("nbgrader", {}).get("solution")
+        for key in (cell.metadata["nbgrader"]["grade_id"], cell.get("id"))
+    }
+    known_ids = {cell.get("id") for cell in official.cells}
+    released = {strip_solutions(c.source) for c in official.cells if c.cell_type == "code"}
+    answers: dict[str, nbformat.NotebookNode] = {}
+    added: dict[str | None, list[nbformat.NotebookNode]] = {}
+    anchor = None
+    for cell in submission.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in answer_ids or cell.get("id") in answer_ids:
+            answers.setdefault(grade_id or cell.get("id"), cell)
+            answers.setdefault(cell.get("id"), cell)
+        source = cell.get("source", "")
+        if cell.get("id") in known_ids:
+            anchor = cell.get("id")
+        elif (
+            cell.get("cell_type") == "code"
+            and grade_id is None
+            and source.strip()
+            and source not in released
+        ):
+            added.setdefault(anchor, []).append(cell)
+    return answers, added
+
+
+__all__ = ["REPORT_MIME", "STUB", "GradingNotebook", "assemble", "check_modules"]

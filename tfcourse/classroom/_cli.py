@@ -1,0 +1,90 @@
+"""`tfcourse grade`: find the submissions, grade them with a progress bar, write the reports."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from tfcourse.classroom._grade import Limits, Outcome, default_jobs, find_submissions, grade
+from tfcourse.classroom._report import (
+    companion_paths,
+    write_feedback,
+    write_results,
+    write_summary,
+)
+
+
+def _warn_if_changed(folder: Path, before: dict[str, str]) -> None:
+    """Say so if an original changed while it was graded (the grader never writes them)."""
+    for name, digest in before.items():
+        path = folder / name
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            print(f"warning: {path} changed while it was graded", file=sys.stderr)
+
+
+def _print_scores(outcomes: list[Outcome]) -> None:
+    for outcome in sorted(outcomes, key=lambda o: (o.student, o.notebook)):
+        flag = f"  ({outcome.problems[0]})" if outcome.problems else ""
+        score = f"{outcome.points}/{outcome.max_points}"
+        print(f"{outcome.student:20} {outcome.notebook:40} {score}{flag}")
+
+
+def grade_command(
+    folder: Path,
+    out: Path,
+    *,
+    sources: dict[str, Path],
+    jobs: int | None = None,
+    timeout: int = 900,
+    cell_timeout: int = 300,
+    chapter: str | None = None,
+    fresh: bool = False,
+) -> int:
+    """Grade every notebook under `folder` and write `out`, its summary and the feedback files.
+
+    Returns 0, or 1 when a submission could not be graded (its rows say why).
+    """
+    submissions = find_submissions(folder)
+    if not submissions:
+        print(f"no notebooks (*.ipynb) under {folder}", file=sys.stderr)
+        return 1
+    before = {sub.name: sub.digest for sub in submissions}
+    summary, feedback, cache = companion_paths(out)
+    jobs = jobs or default_jobs()
+    print(
+        f"grading {len(submissions)} notebooks, {jobs} at a time; finished grades are kept in "
+        f"{cache}{' (not reused: --fresh)' if fresh else ''}",
+        file=sys.stderr,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    reused = []
+    with tqdm(total=len(submissions), unit="notebook", file=sys.stderr) as bar:
+
+        def advance(outcome: Outcome, cached: bool) -> None:
+            reused.extend([outcome.notebook] if cached else [])
+            bar.set_postfix_str(f"{outcome.student} {outcome.points}/{outcome.max_points}")
+            bar.update()
+
+        outcomes = grade(
+            submissions,
+            sources,
+            cache=cache,
+            reuse=not fresh,
+            limits=Limits(timeout=timeout, cell_timeout=cell_timeout),
+            jobs=jobs,
+            chapter=chapter,
+            progress=advance,
+        )
+    _warn_if_changed(folder, before)
+    write_results(out, outcomes)
+    write_summary(summary, outcomes)
+    write_feedback(feedback, outcomes)
+    if reused:
+        print(f"reused {len(reused)} grades from an earlier run", file=sys.stderr)
+    print(f"wrote {out}, {summary} and {feedback}/ ({len(outcomes)} notebooks)")
+    _print_scores(outcomes)
+    ungraded = any(row["status"] == "not graded" for o in outcomes for row in o.rows)
+    return 1 if ungraded else 0

@@ -1,0 +1,421 @@
+"""Grade a folder of submitted notebooks: each in its own fenced kernel, two at a time, resumable.
+
+`tfcourse grade SUBMISSIONS_DIR --out results.csv` calls `grade`. Each submission runs in a scratch
+copy (the original is read once and never written), in a worker process with a time limit, and
+its grade comes only from the grader's own run of the checks (see `_assemble`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from tfcourse.classroom._assemble import GradingNotebook, assemble
+from tfcourse.exercises._framework import ERROR, FAILED, NOT_ATTEMPTED, PASSED
+
+#: Bump when a change to the grader could change a grade: cached grades are then redone.
+GRADER_VERSION = "1"
+#: Memory one grading kernel may need (TensorFlow, a chapter's data and models).
+KERNEL_MEMORY = 3 * 2**30
+NOT_GRADED = "not graded"
+_STATUS_ORDER = (ERROR, FAILED, NOT_ATTEMPTED, PASSED)
+#: Workers running now, and whether the run is stopping (Ctrl-C): their grades must not be cached.
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+_STOPPING = threading.Event()
+
+
+class _Stopped(Exception):
+    """A worker was killed because the whole grading run is stopping."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one submission may use.
+
+    Attributes:
+        timeout: Seconds for the whole notebook.
+        cell_timeout: Seconds for one cell; a cell over it is interrupted and the rest still runs.
+        output_limit: Characters of output kept in all; more is dropped and reported.
+    """
+
+    timeout: int = 900
+    cell_timeout: int = 300
+    output_limit: int = 1_000_000
+
+
+@dataclass
+class Submission:
+    """One submitted notebook, read once into memory.
+
+    Attributes:
+        student: The student, from the first folder under the submissions folder (or the file name).
+        name: The path under the submissions folder.
+        data: The file's bytes.
+    """
+
+    student: str
+    name: str
+    data: bytes
+
+    @property
+    def digest(self) -> str:
+        """The SHA-256 of the file."""
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass
+class Outcome:
+    """The grade of one submission.
+
+    Attributes:
+        student: The student.
+        notebook: The submission's path under the submissions folder.
+        rows: One dict per exercise: exercise, title, points, max_points, status, feedback.
+        problems: What went wrong with the submission as a whole, for the instructor and student.
+        seconds: How long its notebook ran.
+        window: When its grading started and ended (Unix time), worker and kernel start included.
+    """
+
+    student: str
+    notebook: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    window: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def points(self) -> int:
+        """Points earned."""
+        return sum(row["points"] for row in self.rows)
+
+    @property
+    def max_points(self) -> int:
+        """Points possible."""
+        return sum(row["max_points"] for row in self.rows)
+
+
+def find_submissions(folder: Path) -> list[Submission]:
+    """Every ``*.ipynb`` under `folder` (checkpoints skipped), sorted by path.
+
+    ``folder/alice/00_welcome_and_setup.ipynb`` is Alice's; so is ``folder/alice.ipynb``.
+    """
+    found = []
+    for path in sorted(folder.rglob("*.ipynb")):
+        relative = path.relative_to(folder)
+        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+            continue
+        student = relative.parts[0] if len(relative.parts) > 1 else path.stem
+        found.append(Submission(student, relative.as_posix(), path.read_bytes()))
+    return found
+
+
+def default_jobs() -> int:
+    """Kernels to run at once: one per core, at most 2, and only as many as free memory holds."""
+    available = KERNEL_MEMORY * 2
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        available = int(re.search(r"MemAvailable:\s+(\d+)", meminfo).group(1)) * 1024  # type: ignore[union-attr]
+    except (OSError, AttributeError):
+        pass
+    return max(1, min(2, os.cpu_count() or 1, available // KERNEL_MEMORY))
+
+
+def chapter_of(submission: Submission, nb: nbformat.NotebookNode | None) -> str | None:
+    """The chapter a submission belongs to: from the release's metadata, else its file name."""
+    if nb is not None:
+        chapter = nb.metadata.get("tfcourse", {}).get("chapter")
+        if isinstance(chapter, str) and re.fullmatch(r"\d\d", chapter):
+            return chapter
+    match = re.match(r"(\d\d)_", Path(submission.name).name)
+    return match.group(1) if match else None
+
+
+def grade(
+    submissions: Sequence[Submission],
+    sources: dict[str, Path],
+    *,
+    cache: Path | None = None,
+    reuse: bool = True,
+    limits: Limits | None = None,
+    jobs: int | None = None,
+    chapter: str | None = None,
+    progress: Callable[[Outcome, bool], None] | None = None,
+) -> list[Outcome]:
+    """Grade `submissions` against the instructor's notebooks `sources` (chapter -> path).
+
+    Args:
+        submissions: What `find_submissions` found.
+        sources: The solution notebook of each chapter.
+        cache: A folder of finished grades, written as each submission finishes. None: none.
+        reuse: Take a submission's grade from `cache` when it was graded before with the same
+            file, the same source notebook and the same limits, instead of running it again.
+        limits: Time and output limits per submission.
+        jobs: Kernels at once (default: `default_jobs`).
+        chapter: The chapter of submissions whose metadata and file name do not say.
+        progress: Called after each submission with its outcome and whether it came from `cache`.
+
+    Returns:
+        One outcome per submission, in the order given.
+    """
+    limits = limits or Limits()
+    outcomes: list[Outcome | None] = [None] * len(submissions)
+    fonts = matplotlib_cache()
+    with ThreadPoolExecutor(max_workers=jobs or default_jobs()) as pool:
+        futures = {
+            pool.submit(_grade_cached, sub, sources, (cache, reuse), limits, chapter, fonts): i
+            for i, sub in enumerate(submissions)
+        }
+        try:
+            for future in as_completed(futures):
+                outcome, cached = future.result()
+                outcomes[futures[future]] = outcome
+                if progress:
+                    progress(outcome, cached)
+        except BaseException:  # Ctrl-C or a failing callback: stop now, keep what is finished
+            _stop(pool)
+            raise
+        finally:
+            _STOPPING.clear()
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def matplotlib_cache() -> Path:
+    """A matplotlib config folder with its font cache built, for grading kernels to read.
+
+    A kernel may not write outside its scratch folder, so without it each kernel would rebuild
+    the cache in a temporary folder (seconds per notebook).
+    """
+    folder = Path(tempfile.gettempdir()) / f"tfcourse-grader-matplotlib-{os.getuid()}"
+    if not list(folder.glob("fontlist-*.json")):
+        folder.mkdir(exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-c", "import matplotlib.font_manager"],
+            env={**os.environ, "MPLCONFIGDIR": str(folder)},
+            check=False,
+            capture_output=True,
+        )
+    return folder
+
+
+def _stop(pool: ThreadPoolExecutor) -> None:
+    """Cancel the submissions not started yet and kill the workers running now."""
+    _STOPPING.set()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in list(_RUNNING):
+        with contextlib.suppress(OSError):
+            os.killpg(worker.pid, signal.SIGKILL)
+    pool.shutdown(wait=True)
+
+
+def _grade_cached(
+    sub: Submission,
+    sources: dict[str, Path],
+    store: tuple[Path | None, bool],
+    limits: Limits,
+    chapter: str | None,
+    fonts: Path,
+) -> tuple[Outcome, bool]:
+    cache, reuse = store
+    nb, problem = _parse(sub)
+    chapter = chapter_of(sub, nb) or chapter
+    source = sources.get(chapter or "")
+    parts = [GRADER_VERSION, sub.digest, json.dumps(limits.__dict__, sort_keys=True)]
+    if source is not None:
+        parts.append(hashlib.sha256(source.read_bytes()).hexdigest())
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+    entry = cache / f"{key}.json" if cache else None
+    if entry is not None and reuse and entry.is_file():
+        saved = json.loads(entry.read_text(encoding="utf-8"))
+        return Outcome(sub.student, sub.name, **saved), True
+    outcome = Outcome(sub.student, sub.name)
+    started = time.time()
+    if source is None:
+        outcome.problems.append(
+            f"no chapter found for this notebook (its name should start with NN_, "
+            f"for one of {', '.join(sorted(sources))})"
+        )
+    elif problem is not None or nb is None:
+        outcome.problems.append(problem or "not a notebook")
+        _not_graded(outcome, nbformat.read(source, as_version=4), problem or "")
+    else:
+        _run(sub, nb, nbformat.read(source, as_version=4), limits, outcome, fonts)
+    outcome.window = (started, time.time())
+    if entry is not None:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_suffix(".tmp")
+        saved = {k: v for k, v in outcome.__dict__.items() if k not in ("student", "notebook")}
+        tmp.write_text(json.dumps(saved, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(entry)
+    return outcome, False
+
+
+def _parse(sub: Submission) -> tuple[nbformat.NotebookNode | None, str | None]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # old or slightly off notebooks still get graded
+            return nbformat.reads(sub.data.decode("utf-8"), as_version=4), None
+    except UnicodeDecodeError:
+        return None, "not a notebook: the file is not UTF-8 text"
+    except Exception as error:  # nbformat raises JSON, validation and version errors alike
+        reason = " ".join(str(error).split())[:160]
+        return None, f"not a valid notebook (invalid JSON or notebook format: {reason})"
+
+
+def _not_graded(outcome: Outcome, official: nbformat.NotebookNode, reason: str) -> None:
+    from tfcourse.notebooks._release import exercises
+
+    for exercise in exercises(official):
+        outcome.rows.append(_row(exercise, NOT_GRADED, 0, f"not graded: {reason}"))
+
+
+def _row(exercise: Any, status: str, points: int, feedback: str) -> dict[str, Any]:
+    return {
+        "exercise": exercise.number,
+        "title": exercise.title,
+        "points": points,
+        "max_points": exercise.points,
+        "status": status,
+        "feedback": feedback,
+    }
+
+
+def _run(
+    sub: Submission,
+    nb: nbformat.NotebookNode,
+    official: nbformat.NotebookNode,
+    limits: Limits,
+    outcome: Outcome,
+    fonts: Path,
+) -> None:
+    graded = assemble(official, nb)
+    private = Path(tempfile.mkdtemp(prefix="tfcourse-grade-"))
+    scratch = Path(tempfile.mkdtemp(prefix="tfcourse-scratch-"))
+    try:
+        (scratch / Path(sub.name).name).write_bytes(sub.data)
+        nbformat.write(graded.nb, private / "graded.ipynb")
+        job = {
+            "notebook": str(private / "graded.ipynb"),
+            "scratch": str(scratch),
+            "result": str(private / "result.json"),
+            "key": graded.key,
+            "matplotlib_dir": str(fonts),
+            **limits.__dict__,
+        }
+        result = _work(job, private, scratch, limits)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+    _score(graded, result, outcome, limits)
+
+
+def _work(job: dict[str, Any], private: Path, scratch: Path, limits: Limits) -> dict[str, Any]:
+    """Run the worker; if it outlives the notebook's limit by a minute, kill it and its kernel."""
+    with open(private / "worker.log", "wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "tfcourse.classroom._worker"],
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        _RUNNING.add(worker)
+        try:
+            worker.communicate(json.dumps(job).encode(), timeout=limits.timeout + 60)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        finally:
+            _RUNNING.discard(worker)
+            _kill_fenced(scratch)
+    if _STOPPING.is_set():
+        raise _Stopped
+    result_file = Path(job["result"])
+    if result_file.is_file():
+        return json.loads(result_file.read_text(encoding="utf-8"))
+    tail = (private / "worker.log").read_text(errors="replace").strip().splitlines()[-1:]
+    problem = f"the grader's worker stopped ({worker.returncode}): {' '.join(tail)[:200]}"
+    if worker.returncode == -signal.SIGKILL:
+        problem = f"did not finish within the grader's limit of {limits.timeout} s (timed out)"
+    return {"problem": problem, "report": None, "errors": [], "dropped": 0, "seconds": 0.0}
+
+
+def _kill_fenced(scratch: Path) -> None:
+    """Kill any process still fenced into `scratch` (a kernel or its children), on Linux."""
+    marker = f"TFCOURSE_SANDBOX={scratch}".encode()
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
+
+
+def _score(
+    graded: GradingNotebook, result: dict[str, Any], outcome: Outcome, limits: Limits
+) -> None:
+    outcome.seconds = float(result.get("seconds", 0.0))
+    if result.get("problem"):
+        outcome.problems.append(result["problem"])
+    if result.get("dropped"):
+        outcome.problems.append(
+            f"printed {result['dropped']:,} characters of output beyond the "
+            f"{limits.output_limit:,} the grader keeps; the rest was dropped"
+        )
+    errors = result.get("errors", [])
+    for error in errors[:5]:
+        role = graded.cells[error["cell"]] if error["cell"] < len(graded.cells) else "course"
+        where = {"course": "a course cell", "added": "a cell you added", "grader": "the grader"}
+        place = where.get(role, f"the {role.split()[0]} cell of exercise {role.split()[-1]}")
+        if error["ename"] == "KeyboardInterrupt":
+            outcome.problems.append(
+                f"{place} was stopped after {limits.cell_timeout} s, the grader's limit per cell "
+                "(an endless loop?)"
+            )
+        else:
+            outcome.problems.append(f"{place} raised {error['ename']}: {error['evalue'][:200]}")
+    if len(errors) > 5:
+        outcome.problems.append(f"... and {len(errors) - 5} more cells raised an error")
+    report = result.get("report")
+    if report is None:
+        reason = result.get("problem") or "the grader's checks did not run to the end"
+        outcome.rows = [_row(e, NOT_GRADED, 0, f"not graded: {reason}") for e in graded.exercises]
+        return
+    for exercise in graded.exercises:
+        found = [r for r in report if isinstance(r, dict) and r.get("exercise") == exercise.number]
+        failed_cells = [e for e in errors if graded.cells[e["cell"]] == f"check {exercise.number}"]
+        outcome.rows.append(_exercise_row(exercise, found, failed_cells, result.get("problem")))
+
+
+def _exercise_row(
+    exercise: Any, found: list[dict[str, Any]], failed_cells: list[dict[str, Any]], problem: Any
+) -> dict[str, Any]:
+    messages = [str(r.get("message", "")) for r in found]
+    statuses = {str(r.get("status")) for r in found}
+    for error in failed_cells:
+        statuses.add(FAILED)
+        messages.append(f"a test of the grader failed ({error['ename']}: {error['evalue'][:200]})")
+    if not found and not failed_cells:
+        why = problem or "its check did not run (an earlier error or a time limit stopped it)"
+        return _row(exercise, FAILED, 0, f"no result: {why}")
+    status = next((s for s in _STATUS_ORDER if s in statuses), FAILED)
+    points = exercise.points if status == PASSED else 0
+    unique = list(dict.fromkeys(message for message in messages if message))
+    return _row(exercise, status, points, " | ".join(unique))
