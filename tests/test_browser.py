@@ -238,6 +238,7 @@ def _open_from_start_page(page, title: str, file_name: str):
     panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
     # JupyterLab marks a notebook changed for a moment while its first kernel connects.
     page.locator(".lm-TabBar-tab.lm-mod-current:not(.jp-mod-dirty)", has_text=file_name).wait_for()
+    page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$")).wait_for()
     return panel
 
 
@@ -248,17 +249,18 @@ def _menu(page, menu: str, item: str) -> None:
 
 
 def _run_all(page, panel) -> None:
-    """Run → Run All Cells, then wait until no cell is queued or running."""
+    """Clear the outputs, Run → Run All Cells, and wait until no cell is queued or running."""
+    page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$")).wait_for()
+    _menu(page, "Edit", "Clear Outputs of All Cells")
     _menu(page, "Run", "Run All Cells")
-    page.wait_for_function(
-        """panel => [...panel.querySelectorAll('.jp-InputPrompt')]
-                    .some(p => p.textContent.includes('*'))""",
+    prompts = "[...panel.querySelectorAll('.jp-InputPrompt')].map(p => p.textContent)"
+    page.wait_for_function(  # a cell is running or has run (a fast error ends the run at once)
+        f"panel => {prompts}.some(text => /[*0-9]/.test(text))",
         arg=panel.element_handle(),
-        timeout=30_000,
+        timeout=60_000,
     )
     page.wait_for_function(
-        """panel => ![...panel.querySelectorAll('.jp-InputPrompt')]
-                    .some(p => p.textContent.includes('*'))""",
+        f"panel => !{prompts}.some(text => text.includes('*'))",
         arg=panel.element_handle(),
         timeout=RUN_SECONDS * 1000,
         polling=500,
