@@ -124,6 +124,15 @@ def test_release_then_grade_a_class_of_chapter_00(tmp_path, capsys):
     assert read(out) == rows
 
 
+def test_help_lists_release_and_grade_as_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    commands = {
+        line.split()[0] for line in capsys.readouterr().out.splitlines()[5:] if line[:4] == "    "
+    }
+    assert {"release", "grade"} <= commands
+
+
 def test_classroom_all_is_sorted_and_complete():
     import tfcourse.classroom as classroom
 

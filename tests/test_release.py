@@ -115,6 +115,7 @@ def test_nbgrader_makes_the_same_release(path):
     )
     theirs, _ = preprocessors.ClearHiddenTests().preprocess(theirs, resources)
     ours = release(source)
+    preprocessors.CheckCellMetadata().preprocess(ours, {})  # nbgrader's own metadata validation
     assert [c.source for c in ours.cells] == [c.source for c in theirs.cells]
     assert sum(STUB in c.source for c in ours.cells) == sum(
         len(e.answers) for e in exercises(source)

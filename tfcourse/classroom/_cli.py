@@ -53,9 +53,10 @@ def grade_command(
         return 1
     before = {sub.name: sub.digest for sub in submissions}
     summary, feedback, cache = companion_paths(out)
-    jobs = jobs or default_jobs()
+    jobs = min(jobs or default_jobs(), len(submissions))
+    plural = "s" if len(submissions) != 1 else ""
     print(
-        f"grading {len(submissions)} notebooks, {jobs} at a time; finished grades are kept in "
+        f"grading {len(submissions)} notebook{plural}, {jobs} at a time; finished grades go to "
         f"{cache}{' (not reused: --fresh)' if fresh else ''}",
         file=sys.stderr,
     )
