@@ -203,7 +203,8 @@ def matplotlib_cache() -> Path:
     A kernel may not write outside its scratch folder, so without it each kernel would rebuild
     the cache in a temporary folder (seconds per notebook).
     """
-    folder = Path(tempfile.gettempdir()) / f"tfcourse-grader-matplotlib-{os.getuid()}"
+    user = getattr(os, "getuid", lambda: "user")()  # Windows has no user ids
+    folder = Path(tempfile.gettempdir()) / f"tfcourse-grader-matplotlib-{user}"
     if not list(folder.glob("fontlist-*.json")):
         folder.mkdir(exist_ok=True)
         subprocess.run(
