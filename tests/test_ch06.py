@@ -1,0 +1,300 @@
+"""Chapter 06's checks: each accepts a right answer and explains five or more kinds of wrong one."""
+
+import math
+
+import numpy as np
+import pytest
+from answers import assert_result, exits, floods, not_written, raises, sleeps
+
+from tfcourse.exercises import _learner, ch06
+
+
+# 06.1 optimized_hlo ------------------------------------------------------------------------------
+def hlo(stage="optimized_hlo", *, jit=True, shape=None):
+    import tensorflow as tf
+
+    def answer(fn, x):
+        x = tf.ones(shape) if shape else x
+        return tf.function(fn, jit_compile=jit).experimental_get_compiler_ir(x)(stage=stage)
+
+    return answer
+
+
+def test_count_fusions_counts_fusion_instructions_only():
+    text = "%f = f32[3]{0} fusion(%a), kind=kLoop\n%fused_computation (p)\n%g = f32[] fusion()"
+    assert ch06.count_fusions(text) == 2
+    assert ch06.count_fusions("HloModule m\n%a = f32[] add(%b, %c)") == 0
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "fragment"),
+    [
+        (hlo(), "passed", "optimised HLO text"),
+        (hlo(jit=None), "failed", "only be returned for functions marked with 'jit_compile=True'"),
+        (lambda fn, x: hlo()(fn, x).encode().decode(), "passed", "with the elementwise ops fused"),
+        (None, "not attempted", "not attempted yet"),
+        (not_written, "not attempted", "not attempted yet"),
+        (raises, "failed", "raised RuntimeError: oops"),
+        (hlo("hlo"), "failed", "has no fusion: this is the HLO before XLA's optimisations"),
+        (hlo("optimized_hlo_dot"), "failed", "returned a Graphviz graph"),
+        (hlo(shape=[2, 2]), "failed", "has no parameter of type f32[7,5]"),
+        (lambda fn, x: fn(x), "failed", "returned a Tensor: you ran the function"),
+        (lambda fn, x: None, "failed", "returned None"),
+        (
+            lambda fn, x: (
+                __import__("tensorflow")
+                .function(fn, jit_compile=True)
+                .experimental_get_compiler_ir(x)
+            ),
+            "failed",
+            "returned a function",
+        ),
+        (lambda fn, x: hlo()(fn, x).encode(), "failed", "should return the HLO as a str"),
+        (lambda fn, x: hlo()(fn, x).split("\n", 1)[1], "failed", "does not start with 'HloModule'"),
+        (
+            lambda fn, x: hlo()(lambda y: y * 3.0 + 1.0, x),
+            "failed",
+            "has no 'exponential' instruction",
+        ),
+    ],
+)
+def test_check_optimized_hlo(tf, answer, status, fragment):
+    assert_result(ch06.check_optimized_hlo(answer), status, fragment)
+
+
+# 06.2 bucketed ------------------------------------------------------------------------------------
+def bucketed(fn, bucket_size, *, pad_to=None, slice_back=True, signature=False, jit=True):
+    """The notebook's solution, with switches for the classic mistakes."""
+    import tensorflow as tf
+
+    spec = [tf.TensorSpec([None], tf.float32)] if signature else None
+    compiled = tf.function(fn, jit_compile=jit, input_signature=spec)
+
+    def run(x):
+        length = int(x.shape[0])
+        padded = pad_to(length) if pad_to else math.ceil(length / bucket_size) * bucket_size
+        result = compiled(tf.pad(x, [[0, padded - length]]))
+        return result[:length] if slice_back else result
+
+    return run
+
+
+def per_call(fn, bucket_size):
+    import tensorflow as tf
+
+    def run(x):
+        padded = math.ceil(int(x.shape[0]) / bucket_size) * bucket_size
+        return tf.function(fn, jit_compile=True)(tf.pad(x, [[0, padded - int(x.shape[0])]]))[
+            : x.shape[0]
+        ]
+
+    return run
+
+
+def unpadded(fn, bucket_size):
+    import tensorflow as tf
+
+    return tf.function(fn, jit_compile=True)
+
+
+def eager(fn, bucket_size):
+    return lambda x: fn(x)
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "fragment"),
+    [
+        (bucketed, "passed", "traced (so compiled) once per bucket"),
+        (lambda fn, b: bucketed(fn, b, jit=False), "passed", "once per bucket"),
+        (None, "not attempted", "not attempted yet"),
+        (not_written, "not attempted", "not attempted yet"),
+        (raises, "failed", "raised RuntimeError: oops"),
+        (unpadded, "failed", "traced for length 5, not a multiple of bucket_size=16"),
+        (lambda fn, b: bucketed(fn, b, signature=True), "failed", "an unknown length"),
+        (eager, "failed", "fn ran eagerly"),
+        (per_call, "failed", "you make a new tf.function on every call"),
+        (
+            lambda fn, b: bucketed(fn, b, slice_back=False),
+            "failed",
+            "has shape (16,), expected (5,)",
+        ),
+        (lambda fn, b: bucketed(fn, b, pad_to=lambda n: 48), "failed", "traced for lengths [48]"),
+        (
+            lambda fn, b: bucketed(fn, b, pad_to=lambda n: (n // b + 1) * b),
+            "failed",
+            "traced for lengths [16, 32, 48, 64]",
+        ),
+        (lambda fn, b: bucketed(fn, 16), "failed", "expected [8, 16, 24]"),
+        (lambda fn, b: 3, "failed", "should return a function of x"),
+        (
+            lambda fn, b: lambda x: bucketed(fn, b)(x) + 1.0,
+            "failed",
+            "the result of bucketed(fn, 16) on an input of length 5",
+        ),
+    ],
+)
+def test_check_bucketed(tf, answer, status, fragment):
+    assert_result(ch06.check_bucketed(answer), status, fragment)
+
+
+# 06.3 xla_speedup --------------------------------------------------------------------------------
+def xla_speedup(fn, x, *, inverted=False, cold=False, both=False):
+    import tensorflow as tf
+
+    import tfcourse
+
+    graph = tf.function(fn, jit_compile=both)
+    compiled = tf.function(fn, jit_compile=True)
+    timings = tfcourse.time_interleaved(
+        {"graph": lambda: graph(x), "xla": lambda: compiled(x)},
+        warmup=0 if cold else 1,
+        repeat=1 if cold else 5,
+        number=1 if cold else 3,
+    )
+    ratio = tfcourse.speedup(*timings)
+    return 1 / ratio if inverted else ratio
+
+
+@pytest.mark.parametrize(
+    ("answer", "predict", "status", "fragment"),
+    [
+        (xla_speedup, lambda: "a", "passed", "predicted the winner"),
+        (xla_speedup, lambda: " A ", "passed", "many small steps"),
+        (None, lambda: "a", "not attempted", "not attempted yet"),
+        (not_written, lambda: "a", "not attempted", "not attempted yet"),
+        (xla_speedup, not_written, "not attempted", "not attempted yet"),
+        (raises, lambda: "a", "failed", "raised RuntimeError: oops"),
+        (xla_speedup, lambda: "b", "failed", "but predicted 'b'"),
+        (xla_speedup, lambda: "many", "failed", "should return 'a' or 'b'"),
+        (lambda f, x: xla_speedup(f, x, inverted=True), lambda: "a", "failed", "upside down"),
+        (lambda f, x: xla_speedup(f, x, both=True), lambda: "a", "failed", "compile only one"),
+        (lambda f, x: 1.0, lambda: "a", "failed", "your ratios are 1 (a) and 1 (b)"),
+        (lambda f, x: float("nan"), lambda: "a", "failed", "positive and finite"),
+        (lambda f, x: [2.0, 3.0], lambda: "a", "failed", "one number, a ratio"),
+        (
+            lambda f, x: __import__("tfcourse").Timing("xla", (1.0,)),
+            lambda: "a",
+            "failed",
+            "returned a Timing",
+        ),
+        (lambda f, x: "fast", lambda: "a", "failed", "should be a Tensor or array of numbers"),
+    ],
+)
+def test_check_xla_speedup(tf, answer, predict, status, fragment):
+    assert_result(ch06.check_xla_speedup(answer, predict), status, fragment)
+
+
+# 06.4 fast_activation ----------------------------------------------------------------------------
+def fused(tf, *, jit=True, low=-3.0, shift=0.1):
+    @tf.function(jit_compile=jit)
+    def fast_activation(x):
+        clipped = tf.clip_by_value(x * tf.sigmoid(1.702 * x), low, 3.0)
+        return tf.tanh(clipped / (1.0 + tf.abs(clipped))) * 0.5 + shift * x
+
+    return fast_activation
+
+
+def with_reduction(tf):
+    @tf.function(jit_compile=True)
+    def fast_activation(x):
+        clipped = tf.clip_by_value(x * tf.sigmoid(1.702 * x), -3.0, 3.0)
+        out = tf.tanh(clipped / (1.0 + tf.abs(clipped))) * 0.5 + 0.1 * x
+        return out + 0.0 * tf.reduce_mean(out)  # a reduction: more fusions
+
+    return fast_activation
+
+
+@pytest.mark.parametrize(
+    ("make_answer", "status", "fragment"),
+    [
+        (fused, "passed", "compiles to 1 fusion"),
+        (lambda tf: None, "not attempted", "not attempted yet"),
+        (lambda tf: tf.function(not_written, jit_compile=True), "not attempted", "not attempted"),
+        (lambda tf: not_written, "failed", "should be a tf.function"),
+        (lambda tf: fused(tf).python_function, "failed", "should be a tf.function"),
+        (lambda tf: fused(tf, jit=None), "failed", "without XLA: pass jit_compile=True"),
+        (
+            lambda tf: tf.function(ch06.slow_activation, jit_compile=True),
+            "failed",
+            "XLA cannot compile fast_activation",
+        ),
+        (lambda tf: fused(tf, low=-0.1), "failed", "fast_activation(x) differs"),
+        (lambda tf: fused(tf, shift=0.0), "failed", "fast_activation(x) differs"),
+        (with_reduction, "failed", "XLA made 3 fusions"),
+        (
+            lambda tf: tf.function(lambda x: [x], jit_compile=True),
+            "failed",
+            "fast_activation(x) has shape (1, 1001)",
+        ),
+    ],
+)
+def test_check_fused_activation(tf, make_answer, status, fragment):
+    assert_result(ch06.check_fused_activation(make_answer(tf)), status, fragment)
+
+
+def test_check_fused_activation_fails_an_answer_below_the_floor(tf, monkeypatch):
+    monkeypatch.setattr(ch06, "FUSED_SPEEDUP_FLOOR", 1_000.0)
+    result = ch06.check_fused_activation(fused(tf))
+    assert_result(result, "failed", "the goal is 1000.0x")
+
+
+def test_slow_activation_is_what_the_notebook_describes(tf):
+    x = tf.constant([-10.0, 0.0, 10.0])
+    gelu = x.numpy() / (1 + np.exp(-1.702 * x.numpy()))
+    clipped = np.clip(gelu, -3, 3)
+    expected = np.tanh(clipped / (1 + np.abs(clipped))) * 0.5 + 0.1 * x.numpy()
+    np.testing.assert_allclose(ch06.slow_activation(x), expected, rtol=1e-5, atol=1e-6)
+
+
+# Every check -------------------------------------------------------------------------------------
+CHECKS = {
+    "06.1": ch06.check_optimized_hlo,
+    "06.2": ch06.check_bucketed,
+    "06.3": lambda answer: ch06.check_xla_speedup(answer, lambda: "a"),
+}
+
+
+@pytest.mark.parametrize("exercise", sorted(CHECKS))
+@pytest.mark.parametrize(
+    ("answer", "fragment"),
+    [
+        (raises, "raised RuntimeError: oops"),
+        (sleeps, "the time limit"),
+        (exits, "called sys.exit(1)"),
+        (floods, ""),
+    ],
+)
+def test_every_check_survives_a_misbehaving_answer(
+    tf, monkeypatch, capsys, exercise, answer, fragment
+):
+    monkeypatch.setattr(_learner, "TIME_BUDGET", 0.5)
+    result = CHECKS[exercise](answer)
+    assert_result(result, "failed", fragment)
+    assert "\n" not in result.message
+    assert len(capsys.readouterr().out) < 10_000
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("x = x\n    raise RuntimeError('oops')", "raised RuntimeError: oops"),
+        ("x = x\n    time.sleep(1000)", "the time limit"),
+        ("x = x\n    sys.exit(1)", "called sys.exit(1)"),
+        ("print('x' * 10_000_000)", "fast_activation(x) differs"),
+    ],
+)
+def test_check_fused_activation_survives_a_misbehaving_function(
+    tf, monkeypatch, capsys, body, fragment
+):
+    """06.4 takes a tf.function, not a plain one: the misbehaviour happens while it runs."""
+    import sys
+    import time
+
+    monkeypatch.setattr(_learner, "TIME_BUDGET", 0.5)
+    namespace = {"tf": tf, "time": time, "sys": sys}
+    exec(f"def fast_activation(x):\n    {body}\n    return x", namespace)
+    answer = tf.function(namespace["fast_activation"], jit_compile=True)
+    result = ch06.check_fused_activation(answer)
+    assert_result(result, "failed", fragment)
+    assert "\n" not in result.message
+    assert len(capsys.readouterr().out) < 10_000
