@@ -33,3 +33,19 @@ def assert_result(result, status, fragment):
     """The check gave `status`, and its message contains `fragment`."""
     assert result.status == status, str(result)
     assert fragment in result.message, str(result)
+
+
+#: The answers every check must survive, each with a fragment of the message it should give.
+MISBEHAVING = [
+    (raises, "raised RuntimeError: oops"),
+    (sleeps, "the time limit"),
+    (exits, "called sys.exit(1)"),
+    (floods, ""),
+]
+
+
+def assert_survives(result, fragment, capsys):
+    """A misbehaving answer failed with one line containing `fragment`, its output held back."""
+    assert_result(result, "failed", fragment)
+    assert "\n" not in result.message
+    assert len(capsys.readouterr().out) < 10_000

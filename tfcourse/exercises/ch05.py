@@ -795,18 +795,24 @@ def check_greedy_decode(greedy_decode: Callable[..., Any]) -> str:
     )
 
 
-def _greedy(case: _Case) -> list[list[int]]:
-    from tfcourse import decoding
-
+def _search(case: _Case, method: Callable[..., Any], **options: Any) -> Any:
+    """`method` (a `tfcourse.decoding` search) over `case`'s hand-made model."""
     model = _Model(case)
-    return decoding.greedy_search(
+    return method(
         model.step_fn,
         model.initial_state(),
         batch_size=len(case.rows),
         start_id=case.start_id,
         end_id=case.end_id,
         max_length=case.max_length,
-    ).tokens
+        **options,
+    )
+
+
+def _greedy(case: _Case) -> list[list[int]]:
+    from tfcourse import decoding
+
+    return _search(case, decoding.greedy_search).tokens
 
 
 def _expect_greedy_calls(model: _Model) -> None:
@@ -948,15 +954,7 @@ def check_beam_search(beam_decode: Callable[..., Any]) -> str:
 def _best(case: _Case) -> list[tuple[list[int], float]]:
     from tfcourse import decoding
 
-    model = _Model(case)
-    found = decoding.exhaustive_search(
-        model.step_fn,
-        model.initial_state(),
-        batch_size=len(case.rows),
-        start_id=case.start_id,
-        end_id=case.end_id,
-        max_length=case.max_length,
-    )
+    found = _search(case, decoding.exhaustive_search)
     return [
         (tokens, float(score)) for tokens, score in zip(found.tokens, found.scores, strict=True)
     ]
