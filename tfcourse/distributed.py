@@ -1,8 +1,9 @@
 """Run a cluster of TensorFlow workers on this machine: free ports, `TF_CONFIG`, logs, clean stops.
 
 Each worker is a subprocess in its own process group, with its own `TF_CONFIG`, log file and event
-file. `Cluster` waits for them with a timeout and, however its block ends (a finished run, a timeout,
-an exception, a stopped cell), stops every process it started. Introduced in `08_distributed`.
+file. `Cluster` waits for them with a timeout and, however its block ends (a finished run, a
+timeout, an exception, a stopped cell), stops every process it started.
+Introduced in `08_distributed`.
 """
 
 from __future__ import annotations

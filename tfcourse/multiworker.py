@@ -53,7 +53,7 @@ def _watch_parent() -> None:
 
 
 def write_dir(directory: str, task_type: str | None, task_id: int | None) -> str:
-    """Where this worker saves checkpoints: the chief (worker 0) to `directory`, others to a temp one.
+    """Where a worker saves checkpoints: the chief (worker 0) to `directory`, others to a temp one.
 
     Every worker must call `save()` (saving takes part in collective ops), but only the chief's copy
     is kept, as TensorFlow's multi-worker tutorial prescribes.
@@ -188,14 +188,14 @@ def train(tf: Any, keras: Any, strategy: Any, args: argparse.Namespace, log: _Ev
                 )
                 loss = tf.nn.compute_average_loss(per_example, global_batch_size=GLOBAL_BATCH_SIZE)
             grads = tape.gradient(loss, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
             return loss
 
         losses = strategy.run(replica_step, args=batch)
         return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
     loss = float("nan")
-    for step, batch in zip(range(start, args.steps), dataset):
+    for step, batch in zip(range(start, args.steps), dataset, strict=False):
         if step == args.crash_at and task_id == args.crash_worker:
             log("crash", step=step)
             os.kill(os.getpid(), signal.SIGKILL)  # a lost machine: no clean-up, no goodbye
