@@ -1,0 +1,250 @@
+"""Chapter 08's checks: each accepts a right answer and explains five or more kinds of wrong one."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from answers import MISBEHAVING, assert_result, assert_survives, not_written, raises
+
+from tfcourse.exercises import _learner, ch08
+
+
+# 08.1 per_replica_batch_size ---------------------------------------------------------------------
+def per_replica(global_batch_size, num_replicas):
+    if global_batch_size % num_replicas:
+        raise ValueError("the replicas cannot share the global batch evenly")
+    return global_batch_size // num_replicas
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "fragment"),
+    [
+        (per_replica, "passed", "global batch // replicas"),
+        (None, "not attempted", "not attempted yet"),
+        (not_written, "not attempted", "not attempted yet"),
+        (raises, "failed", "raised RuntimeError: oops"),
+        (lambda g, r: g / r, "failed", "a float: a batch size is an int"),
+        (lambda g, r: g * r, "failed", "global × replicas"),
+        (lambda g, r: g, "failed", "the whole global batch"),
+        (lambda g, r: g // r + 1, "failed", "off by one"),
+        (lambda g, r: 1, "failed", "expected 32"),
+        (lambda g, r: str(g // r), "failed", "should return an int"),
+        (lambda g, r: g // r, "failed", "cannot share 10 examples evenly"),
+        (
+            lambda g, r: g // r if g % r == 0 else (_ for _ in ()).throw(TypeError("no")),
+            "failed",
+            "raised TypeError: no",
+        ),
+    ],
+)
+def test_check_per_replica_batch(answer, status, fragment):
+    assert_result(ch08.check_per_replica_batch(answer), status, fragment)
+
+
+# 08.2 compute_loss: run in a child process that has two logical CPUs -----------------------------
+LOSS_CASES = [
+    ("right", "passed", "the weights match it after 4 SGD steps"),
+    ("by hand", "passed", "the summed loss equals one device's mean loss"),
+    ("none", "not attempted", "not attempted yet"),
+    ("not written", "not attempted", "not attempted yet"),
+    ("raises", "failed", "raised RuntimeError: oops"),
+    ("mean per replica", "failed", "2 times one device's mean loss: each replica averaged"),
+    ("sum", "failed", "16 times one device's mean loss: you summed the per-example losses"),
+    ("divided twice", "failed", "also divided by the number of replicas"),
+    ("wrong axis", "failed", "should be 1: compute each example's loss"),
+    ("labels as logits", "failed", "should be 1"),
+    ("per example", "failed", "should return one number, a scalar Tensor"),
+    ("one replica", "failed", "with one replica every scaling looks right"),
+]
+
+
+@pytest.fixture(scope="module")
+def loss_results():
+    script = Path(__file__).with_name("_ch08_loss_answers.py")
+    names = [name for name, _, _ in LOSS_CASES if name != "one replica"]
+    done = subprocess.run(
+        [sys.executable, str(script), *names], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return {line["name"]: line for line in lines}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "status", "fragment"), LOSS_CASES)
+def test_check_loss_scaling(loss_results, name, status, fragment):
+    result = loss_results[name]
+    assert result["status"] == status, result
+    assert fragment in result["message"], result
+
+
+# 08.3 make_tf_config ------------------------------------------------------------------------------
+def tf_config(hosts, port, index, *, as_json=False, **changes):
+    config = {
+        "cluster": {"worker": [f"{host}:{port}" for host in hosts]},
+        "task": {"type": "worker", "index": index},
+    }
+    for key, value in changes.items():
+        part, _, field = key.partition("__")
+        if value is None:
+            config[part].pop(field) if field else config.pop(part)
+        elif field:
+            config[part][field] = value
+        else:
+            config[part] = value
+    return json.dumps(config) if as_json else config
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "fragment"),
+    [
+        (tf_config, "passed", "each task's own index"),
+        (lambda h, p, i: tf_config(h, p, i, as_json=True), "passed", "the same cluster"),
+        (None, "not attempted", "not attempted yet"),
+        (not_written, "not attempted", "not attempted yet"),
+        (raises, "failed", "raised RuntimeError: oops"),
+        (lambda h, p, i: tf_config(h, p, i, task=None), "failed", "has no 'task' dict"),
+        (lambda h, p, i: tf_config(h, p, i, task__index=i + 1), "failed", "indexes start at 0"),
+        (lambda h, p, i: tf_config(h, p, i, task__index=str(i)), "failed", "write the int"),
+        (lambda h, p, i: tf_config(h, p, i, task__type="chief"), "failed", "should be 'worker'"),
+        (
+            lambda h, p, i: tf_config(h, p, i, cluster={"worker": [[x, p] for x in h]}),
+            "failed",
+            "each address is one string 'host:port'",
+        ),
+        (lambda h, p, i: tf_config(h, p, i, cluster={"worker": h}), "failed", "have no port"),
+        (
+            lambda h, p, i: tf_config(h, p, i, cluster={"workers": [f"{x}:{p}" for x in h]}),
+            "failed",
+            "one job named 'worker' (singular)",
+        ),
+        (
+            lambda h, p, i: tf_config([h[i], *h[:i], *h[i + 1 :]], p, 0),
+            "failed",
+            "in the order given",
+        ),
+        (lambda h, p, i: tf_config(h, p + 1, i), "failed", "expected ['10.1.0.11:2222'"),
+        (lambda h, p, i: "cluster: worker", "failed", "not JSON"),
+        (lambda h, p, i: [h, p, i], "failed", "should return a dict (or its JSON)"),
+        (
+            lambda h, p, i: tf_config(h, p, i, task__index={1}),
+            "failed",
+            "cannot be written as JSON",
+        ),
+    ],
+)
+def test_check_tf_config(answer, status, fragment):
+    assert_result(ch08.check_tf_config(answer), status, fragment)
+
+
+def test_the_tf_config_answer_is_what_tfcourse_distributed_writes():
+    hosts = list(ch08.CLUSTER_HOSTS)
+    from tfcourse.distributed import tf_config as reference
+
+    addresses = [f"{host}:{ch08.CLUSTER_PORT}" for host in hosts]
+    assert tf_config(hosts, ch08.CLUSTER_PORT, 2) == reference(addresses, 2)
+
+
+# 08.4 write_dir and resume ------------------------------------------------------------------------
+def write_dir(directory, task_type, task_id):
+    if task_type == "worker" and task_id == 0:
+        return directory
+    return os.path.join(directory, f"workertemp_{task_id}")
+
+
+def resume(checkpoint, manager):
+    if manager.latest_checkpoint is None:
+        return 0
+    checkpoint.restore(manager.latest_checkpoint)
+    return int(checkpoint.step.numpy())
+
+
+def from_zero(checkpoint, manager):
+    return 0
+
+
+def restores_returns_zero(checkpoint, manager):
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint)
+    return 0
+
+
+def off_by_one(checkpoint, manager):
+    return resume(checkpoint, manager) + 1 if manager.latest_checkpoint else 0
+
+
+def oldest(checkpoint, manager):
+    if not manager.checkpoints:
+        return 0
+    checkpoint.restore(manager.checkpoints[0])
+    return int(checkpoint.step.numpy())
+
+
+def step_only(checkpoint, manager):
+    return int(manager.latest_checkpoint.rsplit("-", 1)[1]) if manager.latest_checkpoint else 0
+
+
+def crashes_when_empty(checkpoint, manager):
+    checkpoint.restore(manager.latest_checkpoint)
+    return int(manager.latest_checkpoint.rsplit("-", 1)[1])
+
+
+def chief_is_one(directory, task_type, task_id):
+    return directory if task_id == 1 else os.path.join(directory, f"tmp_{task_id}")
+
+
+def everyone_in_one(directory, task_type, task_id):
+    return directory
+
+
+def one_temp_dir(directory, task_type, task_id):
+    return directory if task_id == 0 else os.path.join(tempfile.gettempdir(), "ckpt")
+
+
+@pytest.mark.slow
+def test_check_resume_passes_the_right_answer_in_a_real_cluster(tf):
+    result = ch08.check_resume(write_dir, resume)
+    assert_result(result, "passed", "resumed at step 10 and repeated steps [11, 12]")
+
+
+@pytest.mark.parametrize(
+    ("answers", "status", "fragment"),
+    [
+        ((None, resume), "not attempted", "not attempted yet"),
+        ((write_dir, not_written), "not attempted", "not attempted yet"),
+        ((write_dir, raises), "failed", "raised RuntimeError: oops"),
+        ((write_dir, from_zero), "failed", "did not restore the checkpoint"),
+        ((write_dir, restores_returns_zero), "failed", "restored the weights but returned 0"),
+        ((write_dir, off_by_one), "failed", "returned 11 after a checkpoint at step 10"),
+        ((write_dir, oldest), "failed", "restored the step-5 checkpoint, the oldest"),
+        ((write_dir, step_only), "failed", "did not restore the checkpoint"),
+        ((write_dir, crashes_when_empty), "failed", "with no checkpoint yet"),
+        ((chief_is_one, resume), "failed", "worker 0 is the chief"),
+        ((everyone_in_one, resume), "failed", "overwrite each other"),
+        ((one_temp_dir, resume), "failed", "each needs a folder of its own"),
+        ((write_dir, lambda c, m: 0), "failed", "did not restore"),
+    ],
+)
+def test_check_resume_explains_mistakes_before_starting_a_cluster(tf, answers, status, fragment):
+    assert_result(ch08.check_resume(*answers), status, fragment)
+
+
+# Every check -------------------------------------------------------------------------------------
+CHECKS = {
+    "08.1": ch08.check_per_replica_batch,
+    "08.3": ch08.check_tf_config,
+    "08.4": lambda answer: ch08.check_resume(write_dir, answer),
+}
+
+
+@pytest.mark.parametrize("exercise", sorted(CHECKS))
+@pytest.mark.parametrize(("answer", "fragment"), MISBEHAVING)
+def test_every_check_survives_a_misbehaving_answer(
+    tf, monkeypatch, capsys, exercise, answer, fragment
+):
+    monkeypatch.setattr(_learner, "TIME_BUDGET", 0.5)
+    assert_survives(CHECKS[exercise](answer), fragment, capsys)
