@@ -1,0 +1,176 @@
+"""tfcourse.distributed: ports, TF_CONFIG, event logs, and a Cluster that never leaves a process."""
+
+import json
+import os
+import socket
+import sys
+import time
+
+import pytest
+
+from tfcourse import distributed
+from tfcourse.distributed import Cluster, ClusterError, free_ports, python_module, read_events
+
+
+def worker_pids():
+    """The processes alive now whose environment marks them as a course cluster's workers."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                environ = handle.read().split(b"\0")
+            with open(f"/proc/{entry}/stat", encoding="ascii") as handle:
+                zombie = handle.read().split(") ")[1][0] == "Z"
+        except OSError:
+            continue
+        if f"{distributed.WORKER_ENV}=1".encode() in environ and not zombie:
+            found.append(int(entry))
+    return found
+
+
+def test_free_ports_are_distinct_and_bindable():
+    ports = free_ports(4)
+    assert len(set(ports)) == 4
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+
+
+@pytest.mark.parametrize("n", [0, -1, 1.5, True, "2"])
+def test_free_ports_refuses_a_count_that_is_not_positive(n):
+    with pytest.raises(ValueError, match="n must be a positive int"):
+        free_ports(n)
+
+
+def test_tf_config_lists_every_worker_and_names_this_task():
+    config = distributed.tf_config(["localhost:1", "localhost:2"], 1)
+    assert config == {
+        "cluster": {"worker": ["localhost:1", "localhost:2"]},
+        "task": {"type": "worker", "index": 1},
+    }
+    assert json.loads(json.dumps(config)) == config
+
+
+@pytest.mark.parametrize(
+    ("workers", "index", "message"),
+    [
+        ([], 0, "at least one"),
+        (["localhost"], 0, "'host:port' string"),
+        (["localhost:abc"], 0, "'host:port' string"),
+        ([("localhost", 1)], 0, "'host:port' string"),
+        (["a:1", "a:1"], 0, "repeats one"),
+        (["a:1", "b:1"], 2, "from 0 to 1"),
+        (["a:1", "b:1"], -1, "from 0 to 1"),
+        (["a:1", "b:1"], "0", "from 0 to 1"),
+    ],
+)
+def test_tf_config_explains_bad_input(workers, index, message):
+    with pytest.raises(ValueError, match=message):
+        distributed.tf_config(workers, index)
+
+
+def test_read_events_reads_json_lines_and_a_missing_file_as_none(tmp_path):
+    path = tmp_path / "w.jsonl"
+    assert read_events(path) == []
+    path.write_text('{"event": "step", "step": 1}\n\n{"event": "done"}\n')
+    assert [e["event"] for e in read_events(path)] == ["step", "done"]
+
+
+def test_read_events_names_the_file_and_line_of_a_corrupted_event(tmp_path):
+    path = tmp_path / "w.jsonl"
+    path.write_text('{"event": "step"}\n{"event": "st')
+    with pytest.raises(ValueError, match=r"line 2, is not JSON .*killed in the middle of a write"):
+        read_events(path)
+    path.write_text("[1, 2]\n")
+    with pytest.raises(ValueError, match="should be a JSON object"):
+        read_events(path)
+
+
+def script(code):
+    return [sys.executable, "-c", code]
+
+
+def test_cluster_gives_each_worker_its_tf_config_and_collects_logs_and_events(tmp_path):
+    code = (
+        "import json, os\n"
+        "config = json.loads(os.environ['TF_CONFIG'])\n"
+        "print('I am worker', config['task']['index'])\n"
+        "event = {'event': 'done', 'n': len(config['cluster']['worker'])}\n"
+        "with open(os.environ['TFCOURSE_EVENTS'], 'a') as f:\n"
+        "    f.write(json.dumps(event) + '\\n')\n"
+    )
+    with Cluster(script(code), folder=tmp_path, workers=3, timeout=30) as cluster:
+        assert cluster.wait() == [0, 0, 0]
+    assert [log.strip() for log in cluster.logs()] == [f"I am worker {i}" for i in range(3)]
+    assert cluster.events() == [[{"event": "done", "n": 3}]] * 3
+    assert all(address.startswith("localhost:") for address in cluster.addresses)
+
+
+def test_cluster_stops_a_hung_worker_on_timeout_and_shows_its_log(tmp_path):
+    code = "import sys, time\nprint('waiting for the others', flush=True)\ntime.sleep(600)"
+    with pytest.raises(ClusterError, match=r"(?s)still ran after 1 s.*waiting for the others"):
+        with Cluster(script(code), folder=tmp_path, timeout=1, grace=0.5) as cluster:
+            cluster.wait()
+    assert all(worker.returncode is not None for worker in cluster.workers)
+    assert not set(worker_pids()) & {w.process.pid for w in cluster.workers}
+
+
+def test_cluster_stops_workers_and_their_children_when_the_block_fails(tmp_path):
+    child = (
+        "import subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        "time.sleep(600)"
+    )
+    before = set(worker_pids())
+    with pytest.raises(KeyboardInterrupt), Cluster(script(child), folder=tmp_path, grace=1):
+        time.sleep(1.5)  # the workers and their children have started
+        assert len(set(worker_pids()) - before) == 4
+        raise KeyboardInterrupt  # a stopped cell
+    assert set(worker_pids()) - before == set()
+
+
+def test_cluster_stops_a_worker_that_ignores_sigterm(tmp_path):
+    code = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)"
+    start = time.monotonic()
+    with Cluster(script(code), folder=tmp_path, workers=1, grace=0.5) as cluster:
+        time.sleep(0.5)
+    assert cluster.workers[0].returncode == -9
+    assert time.monotonic() - start < 10
+
+
+def test_cluster_refuses_a_command_given_as_one_string(tmp_path):
+    with pytest.raises(ValueError, match="list of strings"):
+        Cluster("python -m tfcourse.multiworker", folder=tmp_path)
+
+
+def test_python_module_runs_this_python():
+    assert python_module("tfcourse.multiworker", "--steps", 3) == [
+        sys.executable,
+        "-m",
+        "tfcourse.multiworker",
+        "--steps",
+        "3",
+    ]
+
+
+@pytest.mark.slow
+def test_a_worker_ends_itself_when_the_process_that_started_it_dies(tmp_path):
+    """A notebook kernel that dies without stopping its cluster leaves no worker behind."""
+    code = (
+        "import subprocess, sys, os, time\n"
+        "p = subprocess.Popen([sys.executable, '-m', 'tfcourse.multiworker', '--checkpoint-dir', "
+        f"{str(tmp_path)!r}], start_new_session=True,\n"
+        f"    env={{**os.environ, 'TF_CONFIG': '', '{distributed.WORKER_ENV}': '1'}})\n"
+        "print(p.pid, flush=True)\ntime.sleep(0.5)\nos._exit(0)\n"
+    )
+    before = set(worker_pids())
+    import subprocess
+
+    pid = int(subprocess.run(script(code), capture_output=True, text=True, check=True).stdout)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and pid in worker_pids():
+        time.sleep(0.2)
+    assert pid not in worker_pids()
+    assert set(worker_pids()) - before == set()
