@@ -234,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import keras
     import tensorflow as tf
 
+    keras.utils.set_random_seed(8)
     tf.config.experimental.enable_op_determinism()
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=args.timeout)
     strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
