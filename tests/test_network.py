@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from netguard import NetworkBlockedError
+from netguard import ALLOW_ENV, NetworkBlockedError
 
 TEST_NET = "192.0.2.1"  # reserved for documentation (RFC 5737): never a real host
 
@@ -36,3 +36,17 @@ def test_loopback_connections_still_work():
             client.sendall(b"ping")
             assert connection.recv(4) == b"ping"
             connection.close()
+
+
+def test_an_allowed_address_passes_the_guard_and_no_other(monkeypatch):
+    """tests/test_netns.py lets its own namespaces' addresses through, and nothing else."""
+    monkeypatch.setenv(ALLOW_ENV, "192.0.2.7, 192.0.2.9,not-an-address")
+    with socket.socket() as sock:  # passes the guard; the address itself does not answer
+        sock.setblocking(False)
+        assert sock.connect_ex(("192.0.2.7", 9)) != 0
+    for other in ("192.0.2.8", "10.213.0.3", "not-an-address", "example.org"):
+        with pytest.raises(NetworkBlockedError):
+            socket.create_connection((other, 9), timeout=0.1)
+    monkeypatch.delenv(ALLOW_ENV)
+    with pytest.raises(NetworkBlockedError):
+        socket.create_connection(("192.0.2.7", 9), timeout=0.1)
