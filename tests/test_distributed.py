@@ -2,11 +2,16 @@
 
 import json
 import os
+import shutil
+import signal
 import socket
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+from jupyter_client.manager import KernelManager
 
 from tfcourse import distributed
 from tfcourse.distributed import Cluster, ClusterError, free_ports, python_module, read_events
@@ -166,11 +171,95 @@ def test_a_worker_ends_itself_when_the_process_that_started_it_dies(tmp_path):
         "print(p.pid, flush=True)\ntime.sleep(0.5)\nos._exit(0)\n"
     )
     before = set(worker_pids())
-    import subprocess
-
     pid = int(subprocess.run(script(code), capture_output=True, text=True, check=True).stdout)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and pid in worker_pids():
         time.sleep(0.2)
     assert pid not in worker_pids()
     assert set(worker_pids()) - before == set()
+
+
+# No worker outlives a notebook ------------------------------------------------------------------
+NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "08_distributed.ipynb"
+
+
+@pytest.mark.slow
+def test_no_worker_outlives_the_notebook(tmp_path):
+    from tfcourse.notebooks import execute
+
+    copy = tmp_path / NOTEBOOK.name
+    shutil.copy(NOTEBOOK, copy)
+    before = set(worker_pids())
+    result = execute(copy)
+    assert result.ok, result.error
+    assert set(worker_pids()) - before == set()
+
+
+@pytest.fixture
+def kernel():
+    """A kernel of this environment, like the notebooks', shut down afterwards."""
+    from tfcourse.notebooks._execute import _CurrentEnvKernelSpecs
+
+    manager = KernelManager(kernel_name="python3", kernel_spec_manager=_CurrentEnvKernelSpecs())
+    manager.start_kernel(stderr=subprocess.DEVNULL)
+    client = manager.client()
+    client.start_channels()
+    client.wait_for_ready(timeout=60)
+    yield manager, client
+    client.stop_channels()
+    manager.shutdown_kernel(now=True)
+
+
+def _run(client, code, *, timeout=60):
+    """Run `code` in the kernel; return the reply's status and error name."""
+    reply = client.execute_interactive(code, timeout=timeout, output_hook=lambda message: None)
+    return reply["content"]["status"], reply["content"].get("ename")
+
+
+def _wait_until_gone(pids, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and set(worker_pids()) & pids:
+        time.sleep(0.2)
+    return set(worker_pids()) & pids
+
+
+@pytest.mark.slow
+def test_a_cell_interrupted_inside_a_cluster_leaves_no_worker(kernel, tmp_path):
+    manager, client = kernel
+    before = set(worker_pids())
+    code = (
+        "import sys\nfrom tfcourse import distributed\n"
+        "with distributed.Cluster([sys.executable, '-c', 'import time; time.sleep(600)'], "
+        f"folder={str(tmp_path)!r}) as cluster:\n    cluster.wait()\n"
+    )
+    message_id = client.execute(code)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(set(worker_pids()) - before) < 2:
+        time.sleep(0.2)
+    started = set(worker_pids()) - before
+    assert len(started) == 2
+    manager.interrupt_kernel()  # the learner presses stop
+    reply = client.get_shell_msg(timeout=30)
+    assert reply["parent_header"]["msg_id"] == message_id
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    assert _wait_until_gone(started, seconds=1) == set()
+    assert _run(client, "1 + 1")[0] == "ok"  # the kernel lives on
+
+
+@pytest.mark.slow
+def test_workers_end_themselves_when_the_kernel_dies(kernel, tmp_path):
+    manager, client = kernel
+    before = set(worker_pids())
+    code = (
+        "from tfcourse import distributed\n"
+        "command = distributed.python_module('tfcourse.multiworker', '--steps', 100000, "
+        f"'--checkpoint-dir', {str(tmp_path / 'ckpt')!r})\n"
+        f"cluster = distributed.Cluster(command, folder={str(tmp_path)!r}).__enter__()\n"
+    )
+    assert _run(client, code) == ("ok", None)
+    started = set(worker_pids()) - before
+    assert len(started) == 2
+    manager.signal_kernel(
+        signal.SIGKILL
+    )  # no clean-up at all: only the workers' own watchdog can stop them
+    assert _wait_until_gone(started) == set()

@@ -23,6 +23,8 @@ from typing import Any
 
 #: Set to "1" in every worker's environment, so that a test can find a worker left behind.
 WORKER_ENV = "TFCOURSE_CLUSTER_WORKER"
+#: The process id of the process that started the worker: the worker ends itself when it is gone.
+PARENT_ENV = "TFCOURSE_PARENT_PID"
 #: The JSON-lines file a worker writes its events to (see `read_events`).
 EVENTS_ENV = "TFCOURSE_EVENTS"
 
@@ -198,6 +200,7 @@ class Cluster:
             **self.env,
             "TF_CONFIG": json.dumps(tf_config(self.addresses, index)),
             WORKER_ENV: "1",
+            PARENT_ENV: str(os.getpid()),
             EVENTS_ENV: str(events_path),
         }
         prefix = list(self.launcher(index)) if self.launcher else []

@@ -41,8 +41,13 @@ class _Events:
 
 
 def _watch_parent() -> None:
-    """End this worker when the process that started it dies: no orphan outlives a notebook."""
-    parent = os.getppid()
+    """End this worker when the process that started it dies: no orphan outlives a notebook.
+
+    The parent's id comes from the environment (`tfcourse.distributed.Cluster` sets it): a parent
+    killed before this line runs has already made this process an orphan, so `os.getppid()` here
+    would name the wrong one.
+    """
+    parent = int(os.environ.get("TFCOURSE_PARENT_PID") or os.getppid())
 
     def watch() -> None:
         while os.getppid() == parent:
