@@ -216,6 +216,14 @@ def _run(client, code, *, timeout=60):
     return reply["content"]["status"], reply["content"].get("ename")
 
 
+def _new_workers(before, count, seconds=30):
+    """Wait until `count` workers not in `before` run; return them."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and len(set(worker_pids()) - before) < count:
+        time.sleep(0.2)
+    return set(worker_pids()) - before
+
+
 def _wait_until_gone(pids, seconds=30):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and set(worker_pids()) & pids:
@@ -233,10 +241,7 @@ def test_a_cell_interrupted_inside_a_cluster_leaves_no_worker(kernel, tmp_path):
         f"folder={str(tmp_path)!r}) as cluster:\n    cluster.wait()\n"
     )
     message_id = client.execute(code)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(set(worker_pids()) - before) < 2:
-        time.sleep(0.2)
-    started = set(worker_pids()) - before
+    started = _new_workers(before, 2)
     assert len(started) == 2
     manager.interrupt_kernel()  # the learner presses stop
     reply = client.get_shell_msg(timeout=30)
@@ -257,7 +262,7 @@ def test_workers_end_themselves_when_the_kernel_dies(kernel, tmp_path):
         f"cluster = distributed.Cluster(command, folder={str(tmp_path)!r}).__enter__()\n"
     )
     assert _run(client, code) == ("ok", None)
-    started = set(worker_pids()) - before
+    started = _new_workers(before, 2)
     assert len(started) == 2
     manager.signal_kernel(
         signal.SIGKILL
