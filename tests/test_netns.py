@@ -3,6 +3,10 @@
 The notebook runs its workers on the loopback. Here each worker gets a network namespace of its own,
 with one end of a virtual Ethernet (veth) pair and an address this test chooses, so the all-reduce
 really leaves one network stack and enters another. It needs root (CI runs as root) and iproute2.
+
+The suite's guard (tests/netguard) sees Python's sockets only; TensorFlow's gRPC is C++ and goes
+around it. What keeps the workers in is the namespaces themselves: each has the loopback and its
+end of the veth pair, and no other route, which the test checks.
 """
 
 import os
@@ -64,6 +68,9 @@ def _sent_bytes(namespace, link):
 
 def test_two_workers_in_their_own_namespaces_train_together(namespaces, tmp_path, monkeypatch):
     names, links = namespaces
+    for name in names:  # no default route: the other namespace is all a worker can reach
+        assert _ip("-n", name, "route").stdout.split()[0] == "10.213.0.0/30"
+        assert len(_ip("-n", name, "route").stdout.strip().splitlines()) == 1
     monkeypatch.setenv(ALLOW_ENV, ",".join(ADDRESSES))  # exactly these two, for the workers
     command = distributed.python_module(
         "tfcourse.multiworker", "--steps", 10, "--checkpoint-dir", tmp_path / "ckpt"
