@@ -143,8 +143,11 @@ NOISE = np.random.default_rng(0).uniform(0, 3, size=(100, 28, 28, 1)).astype(np.
         (raises, "failed", "raised RuntimeError: oops"),
         (lambda m, x: full_int8(m, x, io=False), "failed", "input is float32, not int8"),
         (input_only, "failed", "output is float32, not int8"),
-        (lambda m, x: full_int8(m, x, calibrate=False, io=False, ops=False), "failed",
-         "input is float32"),
+        (
+            lambda m, x: full_int8(m, x, calibrate=False, io=False, ops=False),
+            "failed",
+            "input is float32",
+        ),
         (lambda m, x: full_int8(m, x, calibrate=False), "failed", "representative"),
         (lambda m, x: to_tflite(m), "failed", "nothing in the model"),
         (lambda m, x: full_int8(m, x, images=x[:100] / 255), "failed", "unlike the test images"),
@@ -182,9 +185,9 @@ QUANTIZE_MISTAKES = {
 }
 
 DEQUANTIZE_MISTAKES = {
-    "forgets the zero point": lambda q, s, z: (q.astype(np.float32) * np.float32(s)),
-    "adds the zero point": lambda q, s, z: ((q.astype(np.float32) + z) * np.float32(s)),
-    "divides by the scale": lambda q, s, z: ((q.astype(np.float32) - z) / np.float32(s)),
+    "forgets the zero point": lambda q, s, z: q.astype(np.float32) * np.float32(s),
+    "adds the zero point": lambda q, s, z: (q.astype(np.float32) + z) * np.float32(s),
+    "divides by the scale": lambda q, s, z: (q.astype(np.float32) - z) / np.float32(s),
     "dtype float64": lambda q, s, z: (q.astype(np.float64) - z) * s,
     "dtype int8": lambda q, s, z: q,
     "dequantizing is (q - zero_point) * scale": lambda q, s, z: dequantize(q, s, z) + 0.5,
@@ -282,9 +285,10 @@ def test_outlier_models_break_only_when_their_sensitive_layer_is_quantized(tf):
     for target, float_model in models.items():
         everything = selective(float_model, [], evaluate, keep="")
         assert evaluate(everything) < evaluate(float_model) - 0.1, target
-        assert evaluate(selective(float_model, [], evaluate, keep=target)) >= evaluate(
-            float_model
-        ) - 0.01
+        assert (
+            evaluate(selective(float_model, [], evaluate, keep=target))
+            >= evaluate(float_model) - 0.01
+        )
 
 
 CHECKS = {

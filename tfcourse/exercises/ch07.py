@@ -247,7 +247,9 @@ def _expect_quantized(
     if np.array_equal(q, np.clip(np.round(x * scale) + zero_point, -128, 127).astype(np.int8)):
         raise Wrong(f"{name} multiplies by the scale: quantizing divides, x / scale.")
     wide = np.round(x / scale) + zero_point
-    if np.array_equal(q, wide.astype(np.int64).astype(np.int8)) or np.any((wide > 127) & (q != 127)):
+    if np.array_equal(q, wide.astype(np.int64).astype(np.int8)) or np.any(
+        (wide > 127) & (q != 127)
+    ):
         raise Wrong(
             f"{name} wraps around for values of x outside the range: x = 40.0 gives {q[0, 1]}, "
             f"the interpreter {want[0, 1]}. Clip to [-128, 127] before the cast to int8."
