@@ -130,6 +130,12 @@ def input_only(model, x_train):
     return converter.convert()
 
 
+def the_first_model(model, x_train, *, first=[]):  # noqa: B006 (remembers the first model)
+    """Converts whatever model it saw first: a notebook global instead of the argument."""
+    first.append(model)
+    return full_int8(first[0], x_train)
+
+
 NOISE = np.random.default_rng(0).uniform(0, 3, size=(100, 28, 28, 1)).astype(np.float32)
 
 
@@ -153,6 +159,7 @@ NOISE = np.random.default_rng(0).uniform(0, 3, size=(100, 28, 28, 1)).astype(np.
         (lambda m, x: full_int8(m, x, images=x[:100] / 255), "failed", "unlike the test images"),
         (lambda m, x: full_int8(m, x, images=NOISE), "failed", "unlike the test images"),
         (lambda m, x: len(full_int8(m, x)), "failed", "returned the number"),
+        (the_first_model, "failed", "did not convert the model it was given"),
     ],
 )
 def test_check_full_int8(digits, answer, status, fragment):
@@ -182,6 +189,7 @@ QUANTIZE_MISTAKES = {
     "dtype float32": lambda x, s, z: quantize(x, s, z).astype(np.float32),
     "has shape (16,)": lambda x, s, z: quantize(x, s, z).ravel(),
     "e.g. x =": lambda x, s, z: np.clip(np.round(x / s + 0.5) + z, -128, 127).astype(np.int8),
+    "x / scale =": lambda x, s, z: np.clip(np.floor(x / s + 0.5) + z, -128, 127).astype(np.int8),
 }
 
 DEQUANTIZE_MISTAKES = {
@@ -190,6 +198,7 @@ DEQUANTIZE_MISTAKES = {
     "divides by the scale": lambda q, s, z: (q.astype(np.float32) - z) / np.float32(s),
     "dtype float64": lambda q, s, z: (q.astype(np.float64) - z) * s,
     "dtype int8": lambda q, s, z: q,
+    "wraps around": lambda q, s, z: ((q - np.int8(z)) * np.float32(s)).astype(np.float32),
     "dequantizing is (q - zero_point) * scale": lambda q, s, z: dequantize(q, s, z) + 0.5,
 }
 

@@ -154,10 +154,43 @@ def check_full_int8(
             "unlike the test images. Yield real training images, shaped and scaled exactly as "
             "the model's input (here: float32 pixels 0-255, one batch axis), a hundred or so."
         )
+    _expect_uses_its_model(full_int8, model, x_train, x_test, name=name)
     return (
         f"int8 input, output and ops; test accuracy {got:.1%} against {want:.1%} in float "
         f"(allowed drop {ACCURACY_SLACK:.0%})."
     )
+
+
+def _expect_uses_its_model(
+    full_int8: Callable[[Any, np.ndarray], Any],
+    model: Any,
+    x_train: np.ndarray,
+    x_test: np.ndarray,
+    *,
+    name: str,
+) -> None:
+    """Call `full_int8` on a copy of `model` whose classes are renumbered (the last layer's units
+    rolled by one): a model converted from its argument predicts the renumbered classes."""
+    import keras
+
+    weights = model.get_weights()
+    kernel, bias = weights[-2], weights[-1]
+    if bias.ndim != 1 or kernel.shape[-1] != bias.shape[0]:
+        return  # not a dense or convolutional head: nothing to renumber
+    renumbered = keras.models.clone_model(model)
+    renumbered.set_weights([*weights[:-2], np.roll(kernel, 1, axis=-1), np.roll(bias, 1)])
+    images = x_test[:200]
+    want = np.argmax(renumbered.predict(images, verbose=0), axis=1)
+    flatbuffer = _tflite_bytes(call(full_int8, renumbered, x_train, name=name), name=name)
+    with learner_code("running the model you returned"):
+        got = np.argmax(litert.predict(flatbuffer, images), axis=1)
+    if np.mean(got == want) < 0.9:
+        raise Wrong(
+            f"{name} did not convert the model it was given: for a copy of the model whose "
+            f"classes are renumbered, its model agrees with the copy on {np.mean(got == want):.0%} "
+            "of the test images. Export and convert the `model` argument, not a model from the "
+            "notebook."
+        )
 
 
 # 07.3 -------------------------------------------------------------------------------------------
@@ -201,9 +234,19 @@ def _interpreter_quantization(x: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _quantize_inputs() -> np.ndarray:
+def _quantize_inputs(ties_for: float | None = None) -> np.ndarray:
+    """16 inputs: beyond the calibrated range, zero, random, and (given the scale) exact halves.
+
+    At a half, `x / scale` is k + 0.5: the interpreter rounds it to the even neighbour, as
+    `np.round` does; `floor(x / scale + 0.5)` and rounding away from zero do not.
+    """
     x = np.random.default_rng(74).normal(0.3, 2.0, size=(1, 16)).astype(np.float32)
-    x[0, :4] = [-40.0, 40.0, 0.0, -0.0]  # beyond the calibrated range, and zero
+    x[0, :4] = [-40.0, 40.0, 0.0, -0.0]
+    if ties_for is not None:
+        halves = np.array([-3.5, -2.5, 1.5, 2.5, 4.5], np.float32)
+        ties = halves * np.float32(ties_for)
+        exact = ties / np.float32(ties_for) == halves
+        x[0, 4 : 4 + int(exact.sum())] = ties[exact]
     return x
 
 
@@ -213,7 +256,8 @@ def check_quantize(
 ) -> str:
     """Check `quantize(x, scale, zero_point)` (int8) and `dequantize(q, scale, zero_point)`
     (float32) against the interpreter's QUANTIZE and DEQUANTIZE ops, value for value."""
-    x = _quantize_inputs()
+    scale, _ = _interpreter_quantization(_quantize_inputs())["x_params"]
+    x = _quantize_inputs(ties_for=scale)
     seen = _interpreter_quantization(x)
     scale, zero_point = seen["x_params"]
     name = f"quantize(x, scale={scale:.4g}, zero_point={zero_point})"
@@ -246,6 +290,15 @@ def _expect_quantized(
         )
     if np.array_equal(q, np.clip(np.round(x * scale) + zero_point, -128, 127).astype(np.int8)):
         raise Wrong(f"{name} multiplies by the scale: quantizing divides, x / scale.")
+    ratio = x / np.float32(scale)
+    differs = q != want
+    if np.all(np.abs(ratio - np.trunc(ratio))[differs] == 0.5):
+        index = tuple(np.argwhere(differs)[0])
+        raise Wrong(
+            f"{name} rounds halves another way: at x / scale = {ratio[index]:.1f} it gives "
+            f"{q[index]}, the interpreter {want[index]}. The interpreter rounds a half to the even "
+            "integer, as np.round does."
+        )
     wide = np.round(x / scale) + zero_point
     if np.array_equal(q, wide.astype(np.int64).astype(np.int8)) or np.any(
         (wide > 127) & (q != 127)
@@ -280,6 +333,10 @@ def _expect_dequantized(
         ),
         "divides by the scale: dequantizing multiplies, (q - zero_point) * scale": (
             (wide - zero_point) / scale
+        ),
+        "subtracts the zero point in int8, which wraps around (-128 - 5 becomes 123): convert q "
+        "first, q.astype(np.int32) - zero_point": (
+            (q.astype(np.int64) - zero_point).astype(np.int8).astype(np.float64) * scale
         ),
     }
     for mistake, values in mistakes.items():
