@@ -109,30 +109,54 @@ def predict(model: bytes, x: Any, *, batch_size: int = 500) -> np.ndarray:
     return np.concatenate(outputs)
 
 
-def op_dtypes(model: bytes) -> list[tuple[str, tuple[str, ...]]]:
-    """Each op of the model in order, with the dtypes of its inputs (activations, then weights).
-
-    An op whose inputs are all float computes in float; `(float32, int8, ...)` is a hybrid op
-    that quantizes its activations on the fly; `(int8, int8, int32)` is an integer op.
+def subgraphs(model: bytes) -> list[str]:
+    """The names of the model's subgraphs: `main` first, then any a control-flow op runs
+    (a recurrent layer's `WHILE` loop has a `..._cond` and a `..._body`).
 
     Introduced in `07_tflite_quantization`.
     """
-    runner = interpreter(model, xnnpack=False)
-    rows = []
-    for op in runner._get_ops_details():
-        dtypes = tuple(
-            np.dtype(runner._get_tensor_details(i, 0)["dtype"]).name for i in op["inputs"] if i >= 0
+    from ai_edge_litert import schema_py_generated as schema
+
+    root = schema.Model.GetRootAs(_model_bytes(model), 0)
+    return [(root.Subgraphs(g).Name() or b"").decode() for g in range(root.SubgraphsLength())]
+
+
+def op_dtypes(model: bytes, subgraph: int = 0) -> list[tuple[str, tuple[str, ...]]]:
+    """Each op of one subgraph in order, with the dtypes of its inputs (activations, then weights).
+
+    An op whose inputs are all float computes in float; `(float32, int8, ...)` is a hybrid op
+    that quantizes its activations on the fly; `(int8, int8, int32)` is an integer op. Read from
+    the flatbuffer itself, so every subgraph is visible (`subgraphs(model)` names them).
+
+    Introduced in `07_tflite_quantization`.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    root = schema.Model.GetRootAs(_model_bytes(model), 0)
+    if not 0 <= subgraph < root.SubgraphsLength():
+        raise ValueError(
+            f"subgraph must be 0-{root.SubgraphsLength() - 1} for this model, got {subgraph}"
         )
-        rows.append((op["op_name"], dtypes))
+    op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    type_names = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    graph = root.Subgraphs(subgraph)
+    rows = []
+    for o in range(graph.OperatorsLength()):
+        op = graph.Operators(o)
+        code = root.OperatorCodes(op.OpcodeIndex())
+        name = op_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
+        inputs = [i for i in op.InputsAsNumpy() if i >= 0] if op.InputsLength() else []
+        rows.append((name, tuple(type_names[graph.Tensors(int(i)).Type()] for i in inputs)))
     return rows
 
 
-def op_summary(model: bytes) -> str:
-    """The model's ops in order, each with its input dtypes, one per line; repeats counted.
+def op_summary(model: bytes, subgraph: int = 0) -> str:
+    """One subgraph's kinds of op, each with its input dtypes, one per line, in order of first
+    appearance; repeats counted (`x2`).
 
     Introduced in `07_tflite_quantization`.
     """
-    counts = Counter(f"{name}({', '.join(dtypes)})" for name, dtypes in op_dtypes(model))
+    counts = Counter(f"{name}({', '.join(dtypes)})" for name, dtypes in op_dtypes(model, subgraph))
     return "\n".join(f"{key} x{n}" if n > 1 else key for key, n in counts.items())
 
 
