@@ -91,6 +91,7 @@ def test_run_checks_covers_every_area(monkeypatch):
         "Datasets",
         "TensorBoard",
         "LiteRT",
+        "LiteRT quantizer",
     ]
 
 
@@ -106,3 +107,4 @@ def test_a_missing_optional_package_is_a_warning_with_the_install_command(monkey
     assert finding.detail == "tensorboard is not installed (needed from chapter 03 on)"
     assert finding.fix == 'pip install "tensorboard~=2.21.0"'
     assert doctor.check_litert().detail == "ai-edge-litert installed"
+    assert doctor.check_litert_quantizer().detail == "litert-quantizer installed"

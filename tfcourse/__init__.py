@@ -4,7 +4,7 @@ Importing it has no side effects and does not import TensorFlow: a notebook call
 and configure, and modules import TensorFlow only when a function needs it.
 """
 
-from tfcourse import board, data, distributed, exercises
+from tfcourse import board, data, distributed, exercises, litert
 from tfcourse.bench import Timing, compare, record_figure, speedup, time_fn, time_interleaved
 from tfcourse.env import (
     DeviceReport,
@@ -32,6 +32,7 @@ __all__ = [
     "distributed",
     "exercises",
     "image_grid",
+    "litert",
     "plot_history",
     "plot_model_graph",
     "record_figure",

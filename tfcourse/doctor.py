@@ -193,6 +193,13 @@ def check_litert() -> Finding:
     return _optional_package("LiteRT", "ai_edge_litert", "ai-edge-litert>=2,<3", "07")
 
 
+def check_litert_quantizer() -> Finding:
+    """litert-quantizer is only needed in chapter 07, so its absence is a warning."""
+    return _optional_package(
+        "LiteRT quantizer", "litert_quantizer", "litert-quantizer~=0.11.0", "07"
+    )
+
+
 def run_checks() -> list[Finding]:
     """Every check, in the order the report shows them.
 
@@ -203,4 +210,11 @@ def run_checks() -> list[Finding]:
         findings.append(check_tensorflow())
         if findings[-1].status != FAIL:
             findings += [check_keras(), check_devices()]
-    return [*findings, check_memory(), check_datasets(), check_tensorboard(), check_litert()]
+    return [
+        *findings,
+        check_memory(),
+        check_datasets(),
+        check_tensorboard(),
+        check_litert(),
+        check_litert_quantizer(),
+    ]

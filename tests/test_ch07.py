@@ -1,0 +1,324 @@
+"""Chapter 07's checks: each accepts a right answer and explains five or more kinds of wrong one."""
+
+import tempfile
+
+import numpy as np
+import pytest
+from answers import MISBEHAVING, assert_result, assert_survives, not_written, raises
+
+from tfcourse import data, litert
+from tfcourse.exercises import _learner, ch07
+
+
+def export(model):
+    import tensorflow as tf
+
+    folder = tempfile.mkdtemp()
+    model.export(folder, verbose=False)
+    return tf.lite.TFLiteConverter.from_saved_model(folder)
+
+
+# 07.1 to_tflite ----------------------------------------------------------------------------------
+def to_tflite(model, *, optimize=False):
+    import tensorflow as tf
+
+    converter = export(model)
+    if optimize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return converter.convert()
+
+
+def a_new_model(model):
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(1)
+    other = keras.Sequential([keras.Input((32,)), layers.Dense(64), layers.Dense(3)])
+    return to_tflite(other)
+
+
+def the_wrong_outputs(model):
+    import keras
+    from keras import layers
+
+    other = keras.Sequential([keras.Input((32,)), layers.Dense(5)])
+    return to_tflite(other)
+
+
+def a_path(model):
+    path = tempfile.mktemp(suffix=".tflite")
+    with open(path, "wb") as handle:
+        handle.write(to_tflite(model))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "fragment"),
+    [
+        (to_tflite, "passed", "computes the same outputs"),
+        (lambda m: bytearray(to_tflite(m)), "passed", "float32 .tflite model"),
+        (None, "not attempted", "not attempted yet"),
+        (not_written, "not attempted", "not attempted yet"),
+        (raises, "failed", "raised RuntimeError: oops"),
+        (lambda m: to_tflite(m, optimize=True), "failed", "stored as int8: you quantized"),
+        (a_path, "failed", "returned a path"),
+        (lambda m: len(to_tflite(m)), "failed", "returned the number"),
+        (lambda m: litert.interpreter(to_tflite(m)), "failed", "returned Interpreter"),
+        (a_new_model, "failed", "computes other values"),
+        (the_wrong_outputs, "failed", "outputs of shape (5,)"),
+        (lambda m: b"not a model at all", "failed", "are not a .tflite model"),
+        (lambda m: m, "failed", "should return the .tflite model as bytes"),
+        (lambda m: None, "failed", "returned None"),
+    ],
+)
+def test_check_to_tflite(tf, answer, status, fragment):
+    assert_result(ch07.check_to_tflite(answer), status, fragment)
+
+
+# 07.2 full_int8 ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def digits(tf):
+    """A small CNN trained for one epoch on the MNIST subset, and the arrays the check gets."""
+    import keras
+    from keras import layers
+
+    train, test = data.load_numpy("mnist5k", "train"), data.load_numpy("mnist5k", "test")
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Rescaling(1 / 255),
+            layers.Conv2D(8, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(10),
+        ]
+    )
+    model.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    x_train = train["image"].astype(np.float32)
+    model.fit(x_train, train["label"], epochs=1, verbose=0)
+    return model, x_train, test["image"].astype(np.float32), test["label"]
+
+
+def full_int8(model, x_train, *, images=None, io=True, ops=True, calibrate=True):
+    """The notebook's solution, with switches for the classic mistakes."""
+    import tensorflow as tf
+
+    converter = export(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    images = x_train[:100] if images is None else images
+    if calibrate:
+        converter.representative_dataset = lambda: ([image[np.newaxis]] for image in images)
+    if ops:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if io:
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def input_only(model, x_train):
+    import tensorflow as tf
+
+    converter = export(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([image[np.newaxis]] for image in x_train[:100])
+    converter.inference_input_type = tf.int8
+    return converter.convert()
+
+
+def the_first_model(model, x_train, *, first=[]):  # noqa: B006 (remembers the first model)
+    """Converts whatever model it saw first: a notebook global instead of the argument."""
+    first.append(model)
+    return full_int8(first[0], x_train)
+
+
+NOISE = np.random.default_rng(0).uniform(0, 3, size=(100, 28, 28, 1)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "fragment"),
+    [
+        (full_int8, "passed", "int8 input, output and ops"),
+        (lambda m, x: full_int8(m, x, ops=False), "passed", "int8 input, output and ops"),
+        (None, "not attempted", "not attempted yet"),
+        (not_written, "not attempted", "not attempted yet"),
+        (raises, "failed", "raised RuntimeError: oops"),
+        (lambda m, x: full_int8(m, x, io=False), "failed", "input is float32, not int8"),
+        (input_only, "failed", "output is float32, not int8"),
+        (
+            lambda m, x: full_int8(m, x, calibrate=False, io=False, ops=False),
+            "failed",
+            "input is float32",
+        ),
+        (lambda m, x: full_int8(m, x, calibrate=False), "failed", "representative"),
+        (lambda m, x: to_tflite(m), "failed", "nothing in the model"),
+        (lambda m, x: full_int8(m, x, images=x[:100] / 255), "failed", "unlike the test images"),
+        (lambda m, x: full_int8(m, x, images=NOISE), "failed", "unlike the test images"),
+        (lambda m, x: len(full_int8(m, x)), "failed", "returned the number"),
+        (the_first_model, "failed", "did not convert the model it was given"),
+    ],
+)
+def test_check_full_int8(digits, answer, status, fragment):
+    assert_result(ch07.check_full_int8(answer, *digits), status, fragment)
+
+
+# 07.3 quantize / dequantize ----------------------------------------------------------------------
+def quantize(x, scale, zero_point):
+    q = np.round(np.asarray(x, np.float32) / np.float32(scale)) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def dequantize(q, scale, zero_point):
+    return ((np.asarray(q, np.int32) - zero_point) * np.float32(scale)).astype(np.float32)
+
+
+QUANTIZE_MISTAKES = {
+    "truncates": lambda x, s, z: np.clip(np.trunc(x / s) + z, -128, 127).astype(np.int8),
+    "wraps around": lambda x, s, z: (np.round(x / s) + z).astype(np.int64).astype(np.int8),
+    "subtracts the zero point": lambda x, s, z: np.clip(np.round(x / s) - z, -128, 127).astype(
+        np.int8
+    ),
+    "multiplies by the scale": lambda x, s, z: np.clip(np.round(x * s) + z, -128, 127).astype(
+        np.int8
+    ),
+    "dtype uint8": lambda x, s, z: quantize(x, s, z).astype(np.uint8),
+    "dtype float32": lambda x, s, z: quantize(x, s, z).astype(np.float32),
+    "has shape (16,)": lambda x, s, z: quantize(x, s, z).ravel(),
+    "e.g. x =": lambda x, s, z: np.clip(np.round(x / s + 0.5) + z, -128, 127).astype(np.int8),
+    "x / scale =": lambda x, s, z: np.clip(np.floor(x / s + 0.5) + z, -128, 127).astype(np.int8),
+}
+
+DEQUANTIZE_MISTAKES = {
+    "forgets the zero point": lambda q, s, z: q.astype(np.float32) * np.float32(s),
+    "adds the zero point": lambda q, s, z: (q.astype(np.float32) + z) * np.float32(s),
+    "divides by the scale": lambda q, s, z: (q.astype(np.float32) - z) / np.float32(s),
+    "dtype float64": lambda q, s, z: (q.astype(np.float64) - z) * s,
+    "dtype int8": lambda q, s, z: q,
+    "wraps around": lambda q, s, z: ((q - np.int8(z)) * np.float32(s)).astype(np.float32),
+    "dequantizing is (q - zero_point) * scale": lambda q, s, z: dequantize(q, s, z) + 0.5,
+}
+
+
+@pytest.mark.parametrize(("fragment", "wrong"), QUANTIZE_MISTAKES.items())
+def test_check_quantize_explains_quantize_mistakes(tf, fragment, wrong):
+    assert_result(ch07.check_quantize(wrong, dequantize), "failed", fragment)
+
+
+@pytest.mark.parametrize(("fragment", "wrong"), DEQUANTIZE_MISTAKES.items())
+def test_check_quantize_explains_dequantize_mistakes(tf, fragment, wrong):
+    assert_result(ch07.check_quantize(quantize, wrong), "failed", fragment)
+
+
+@pytest.mark.parametrize(
+    ("answers", "status", "fragment"),
+    [
+        ((quantize, dequantize), "passed", "bit for bit"),
+        ((litert.quantize, litert.dequantize), "passed", "bit for bit"),
+        ((None, dequantize), "not attempted", "not attempted yet"),
+        ((not_written, not_written), "not attempted", "not attempted yet"),
+        ((quantize, not_written), "not attempted", "not attempted yet"),
+        ((raises, dequantize), "failed", "raised RuntimeError: oops"),
+    ],
+)
+def test_check_quantize(tf, answers, status, fragment):
+    assert_result(ch07.check_quantize(*answers), status, fragment)
+
+
+def test_the_quantize_check_reads_a_model_whose_input_range_needs_clipping(tf):
+    seen = ch07._interpreter_quantization(ch07._quantize_inputs())
+    scale, zero_point = seen["x_params"]
+    assert zero_point != 0 and scale != 1.0
+    assert 127 in seen["q"] and -128 in seen["q"]
+
+
+# 07.4 keep_sensitive_layer_float -----------------------------------------------------------------
+def selective(float_model, layer_names, evaluate, *, pick=max, keep=None):
+    """The notebook's solution; `pick=min` or a fixed `keep` are classic mistakes."""
+    from litert_quantizer import Quantizer, qtyping, recipe
+    from litert_quantizer.algorithm_manager import AlgorithmName
+
+    def quantized(keep_float):
+        quantizer = Quantizer(float_model)
+        quantizer.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+        if keep_float:
+            quantizer.update_quantization_recipe(
+                regex=f".*{keep_float}.*",
+                operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                algorithm_key=AlgorithmName.NO_QUANTIZE,
+            )
+        return bytes(quantizer.quantize(enable_progress_report=False).quantized_model)
+
+    if keep is not None:
+        return quantized(keep)
+    scores = {name: evaluate(quantized(name)) for name in layer_names}
+    return quantized(pick(scores, key=scores.get))
+
+
+def weight_only(float_model, layer_names, evaluate):
+    """Another recipe instead of the measurement: int8 weights everywhere, nothing kept float."""
+    from litert_quantizer import Quantizer, recipe
+
+    quantizer = Quantizer(float_model)
+    quantizer.load_quantization_recipe(recipe.weight_only_wi8_afp32())
+    return bytes(quantizer.quantize(enable_progress_report=False).quantized_model)
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "fragment"),
+    [
+        (selective, "passed", "kept exactly that layer in float"),
+        (None, "not attempted", "not attempted yet"),
+        (not_written, "not attempted", "not attempted yet"),
+        (raises, "failed", "raised RuntimeError: oops"),
+        (lambda m, names, ev: m, "failed", "of the float model's size (ceiling 40%)"),
+        (lambda m, n, e: selective(m, n, e, keep=""), "failed", "layers kept float: none"),
+        (lambda m, n, e: selective(m, n, e, keep="hidden_a"), "failed", "ceiling 40%"),
+        (lambda m, n, e: selective(m, n, e, keep="hidden_b"), "failed", "Measure"),
+        (lambda m, n, e: selective(m, n, e, pick=min), "failed", "ceiling 40%"),
+        (weight_only, "failed", "Measure"),
+        (lambda m, n, e: selective(m, n, e).hex(), "failed", "returned a path"),
+        (lambda m, n, e: None, "failed", "returned None"),
+    ],
+)
+def test_check_selective(tf, answer, status, fragment):
+    assert_result(ch07.check_selective(answer), status, fragment)
+
+
+def test_outlier_models_break_only_when_their_sensitive_layer_is_quantized(tf):
+    models, evaluate = ch07.outlier_models()
+    assert sorted(models) == ["hidden_b", "hidden_c"]
+    for target, float_model in models.items():
+        everything = selective(float_model, [], evaluate, keep="")
+        assert evaluate(everything) < evaluate(float_model) - 0.1, target
+        assert (
+            evaluate(selective(float_model, [], evaluate, keep=target))
+            >= evaluate(float_model) - 0.01
+        )
+
+
+CHECKS = {
+    "07.1": lambda answer: ch07.check_to_tflite(answer),
+    "07.3": lambda answer: ch07.check_quantize(answer, dequantize),
+    "07.4": lambda answer: ch07.check_selective(answer),
+}
+
+
+@pytest.mark.parametrize("exercise", sorted(CHECKS))
+@pytest.mark.parametrize(("answer", "fragment"), MISBEHAVING)
+def test_every_check_survives_a_misbehaving_answer(
+    tf, monkeypatch, capsys, exercise, answer, fragment
+):
+    monkeypatch.setattr(_learner, "TIME_BUDGET", 0.5)
+    assert_survives(CHECKS[exercise](answer), fragment, capsys)
+
+
+@pytest.mark.parametrize(("answer", "fragment"), MISBEHAVING)
+def test_check_full_int8_survives_a_misbehaving_answer(
+    digits, monkeypatch, capsys, answer, fragment
+):
+    monkeypatch.setattr(_learner, "TIME_BUDGET", 0.5)
+    assert_survives(ch07.check_full_int8(answer, *digits), fragment, capsys)

@@ -1,0 +1,460 @@
+"""Self-checks for the exercises of `07_tflite_quantization`."""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tfcourse import litert
+from tfcourse.exercises._framework import Wrong, _describe, check
+from tfcourse.exercises._learner import call, learner_code
+
+__all__ = [
+    "ACCURACY_SLACK",
+    "SIZE_CEILING",
+    "check_full_int8",
+    "check_quantize",
+    "check_selective",
+    "check_to_tflite",
+    "outlier_models",
+]
+
+#: Exercise 07.2: how many points of test accuracy the full-int8 model may lose to the float one.
+ACCURACY_SLACK = 0.01
+#: Exercise 07.4: the largest model allowed, as a fraction of the float model's size.
+SIZE_CEILING = 0.4
+_SENSITIVE_LAYERS = ("hidden_b", "hidden_c")
+
+
+def _tflite_bytes(value: Any, *, name: str) -> bytes:
+    """The learner's answer as a .tflite flatbuffer, or `Wrong` saying what arrived instead."""
+    if value is None:
+        raise Wrong(f"{name} returned None; did you forget a `return`?")
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        raise Wrong(
+            f"{name} returned the number {value}: return the model's bytes; the check measures "
+            "their size itself with len()."
+        )
+    if isinstance(value, str) or hasattr(value, "__fspath__"):
+        raise Wrong(
+            f"{name} returned a path ({str(value)[:60]}); return the .tflite flatbuffer itself, "
+            "the bytes that converter.convert() gives you."
+        )
+    if hasattr(value, "invoke") or hasattr(value, "quantized_model"):
+        raise Wrong(
+            f"{name} returned {type(value).__name__}; return the model's bytes (for a "
+            "QuantizationResult, bytes(result.quantized_model))."
+        )
+    if not isinstance(value, (bytes, bytearray)):
+        raise Wrong(
+            f"{name} should return the .tflite model as bytes, but returned {_describe(value)}"
+        )
+    try:
+        return litert._model_bytes(value)
+    except ValueError as error:
+        raise Wrong(f"{name} returned {error}") from None
+
+
+# 07.1 -------------------------------------------------------------------------------------------
+def _small_model() -> Any:
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(71)
+    return keras.Sequential(
+        [keras.Input((32,)), layers.Dense(64, activation="relu"), layers.Dense(3)], name="small"
+    )
+
+
+@check("07.1", "convert a Keras model to a float .tflite model")
+def check_to_tflite(to_tflite: Callable[[Any], Any]) -> str:
+    """Check `to_tflite(model)`: the float32 .tflite flatbuffer of a Keras model, as bytes."""
+    model = _small_model()
+    name = "to_tflite(model)"
+    flatbuffer = _tflite_bytes(call(to_tflite, model, name=name), name=name)
+    weights = litert.weight_tensors(flatbuffer)
+    quantized = sorted({w["dtype"] for w in weights.values()} - {"float32"})
+    if quantized:
+        raise Wrong(
+            f"{name}'s weights are stored as {', '.join(quantized)}: you quantized the model. "
+            "This exercise wants the float32 model: leave out converter.optimizations."
+        )
+    x = np.random.default_rng(7).normal(size=(5, 32)).astype(np.float32)
+    try:
+        got = litert.predict(flatbuffer, x)
+    except (ValueError, RuntimeError) as error:
+        raise Wrong(f"the model {name} returned does not run: {error}") from None
+    want = model(x).numpy()
+    if got.shape != want.shape:
+        raise Wrong(
+            f"the model {name} returned gives outputs of shape {got.shape[1:]} per example, the "
+            f"Keras model {want.shape[1:]}: convert the model you were given."
+        )
+    if not np.allclose(got, want, atol=1e-5):
+        raise Wrong(
+            f"the model {name} returned computes other values than the Keras model you were "
+            "given (a new or retrained model?): convert that very model."
+        )
+    return (
+        f"a float32 .tflite model of {len(flatbuffer):,} bytes that computes the same outputs as "
+        "the Keras model."
+    )
+
+
+# 07.2 -------------------------------------------------------------------------------------------
+def _float_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.argmax(model.predict(x, verbose=0), axis=1) == y))
+
+
+@check("07.2", "a full-integer model calibrated with a representative dataset")
+def check_full_int8(
+    full_int8: Callable[[Any, np.ndarray], Any],
+    model: Any,
+    x_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+) -> str:
+    """Check `full_int8(model, x_train)`: a .tflite model with int8 input, output and ops, whose
+    test accuracy is within `ACCURACY_SLACK` of the Keras model's."""
+    name = "full_int8(model, x_train)"
+    flatbuffer = _tflite_bytes(call(full_int8, model, x_train, name=name), name=name)
+    runner = litert.interpreter(flatbuffer)
+    io = {
+        "input": runner.get_input_details()[0]["dtype"],
+        "output": runner.get_output_details()[0]["dtype"],
+    }
+    if not any(w["dtype"] == "int8" for w in litert.weight_tensors(flatbuffer).values()):
+        raise Wrong(
+            f"nothing in the model {name} returned is int8: set converter.optimizations = "
+            "[tf.lite.Optimize.DEFAULT] and give it a representative_dataset."
+        )
+    for side, dtype in io.items():
+        if np.dtype(dtype) != np.int8:
+            raise Wrong(
+                f"the model's {side} is {np.dtype(dtype).name}, not int8: set "
+                f"converter.inference_{side}_type = tf.int8."
+            )
+    float_ops = [op for op, dtypes in litert.op_dtypes(flatbuffer) if "float32" in dtypes]
+    if float_ops:
+        raise Wrong(
+            f"{len(float_ops)} ops still compute in float ({', '.join(sorted(set(float_ops)))}): "
+            "give the converter a representative_dataset, and "
+            "target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]."
+        )
+    want = _float_accuracy(model, x_test, y_test)
+    with learner_code("running the model you returned"):
+        got = float(np.mean(np.argmax(litert.predict(flatbuffer, x_test), axis=1) == y_test))
+    if got < want - ACCURACY_SLACK:
+        raise Wrong(
+            f"test accuracy {got:.1%} against {want:.1%} in float: the calibration saw data "
+            "unlike the test images. Yield real training images, shaped and scaled exactly as "
+            "the model's input (here: float32 pixels 0-255, one batch axis), a hundred or so."
+        )
+    _expect_uses_its_model(full_int8, model, x_train, x_test, name=name)
+    return (
+        f"int8 input, output and ops; test accuracy {got:.1%} against {want:.1%} in float "
+        f"(allowed drop {ACCURACY_SLACK:.0%})."
+    )
+
+
+def _expect_uses_its_model(
+    full_int8: Callable[[Any, np.ndarray], Any],
+    model: Any,
+    x_train: np.ndarray,
+    x_test: np.ndarray,
+    *,
+    name: str,
+) -> None:
+    """Call `full_int8` on a copy of `model` whose classes are renumbered (the last layer's units
+    rolled by one): a model converted from its argument predicts the renumbered classes."""
+    import keras
+
+    weights = model.get_weights()
+    kernel, bias = weights[-2], weights[-1]
+    if bias.ndim != 1 or kernel.shape[-1] != bias.shape[0]:
+        return  # not a dense or convolutional head: nothing to renumber
+    renumbered = keras.models.clone_model(model)
+    renumbered.set_weights([*weights[:-2], np.roll(kernel, 1, axis=-1), np.roll(bias, 1)])
+    images = x_test[:200]
+    want = np.argmax(renumbered.predict(images, verbose=0), axis=1)
+    flatbuffer = _tflite_bytes(call(full_int8, renumbered, x_train, name=name), name=name)
+    with learner_code("running the model you returned"):
+        got = np.argmax(litert.predict(flatbuffer, images), axis=1)
+    if np.mean(got == want) < 0.9:
+        raise Wrong(
+            f"{name} did not convert the model it was given: for a copy of the model whose "
+            f"classes are renumbered, its model agrees with the copy on {np.mean(got == want):.0%} "
+            "of the test images. Export and convert the `model` argument, not a model from the "
+            "notebook."
+        )
+
+
+# 07.3 -------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _quantized_doubler() -> bytes:
+    """A float-in, float-out model whose inside is int8: QUANTIZE, an integer op, DEQUANTIZE."""
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    model = keras.Sequential([keras.Input((16,)), layers.Rescaling(2.0)], name="doubler")
+    rng = np.random.default_rng(73)
+
+    def calibration() -> Any:
+        for _ in range(20):
+            yield [rng.normal(0.3, 2.0, size=(1, 16)).astype(np.float32)]
+
+    with tempfile.TemporaryDirectory() as folder:
+        model.export(folder, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = calibration
+        return bytes(converter.convert())
+
+
+def _interpreter_quantization(x: np.ndarray) -> dict[str, Any]:
+    """What the interpreter computes for `x`: QUANTIZE's int8 output and DEQUANTIZE's float."""
+    runner = litert.interpreter(_quantized_doubler(), preserve_all_tensors=True)
+    ops = runner._get_ops_details()
+    (quantize_op,) = [op for op in ops if op["op_name"] == "QUANTIZE"]
+    (dequantize_op,) = [op for op in ops if op["op_name"] == "DEQUANTIZE"]
+    runner.set_tensor(runner.get_input_details()[0]["index"], x)
+    runner.invoke()
+    q_in, q_out = quantize_op["outputs"][0], dequantize_op["inputs"][0]
+    return {
+        "x_params": runner._get_tensor_details(q_in, 0)["quantization"],
+        "q": runner.get_tensor(q_in),
+        "y_params": runner._get_tensor_details(q_out, 0)["quantization"],
+        "y_int": runner.get_tensor(q_out),
+        "y": runner.get_tensor(dequantize_op["outputs"][0]),
+    }
+
+
+def _quantize_inputs(ties_for: float | None = None) -> np.ndarray:
+    """16 inputs: beyond the calibrated range, zero, random, and (given the scale) exact halves.
+
+    At a half, `x / scale` is k + 0.5: the interpreter rounds it to the even neighbour, as
+    `np.round` does; `floor(x / scale + 0.5)` and rounding away from zero do not.
+    """
+    x = np.random.default_rng(74).normal(0.3, 2.0, size=(1, 16)).astype(np.float32)
+    x[0, :4] = [-40.0, 40.0, 0.0, -0.0]
+    if ties_for is not None:
+        halves = np.array([-3.5, -2.5, 1.5, 2.5, 4.5], np.float32)
+        ties = halves * np.float32(ties_for)
+        exact = ties / np.float32(ties_for) == halves
+        x[0, 4 : 4 + int(exact.sum())] = ties[exact]
+    return x
+
+
+@check("07.3", "quantize and dequantize by hand, as the interpreter does")
+def check_quantize(
+    quantize: Callable[[Any, float, int], Any], dequantize: Callable[[Any, float, int], Any]
+) -> str:
+    """Check `quantize(x, scale, zero_point)` (int8) and `dequantize(q, scale, zero_point)`
+    (float32) against the interpreter's QUANTIZE and DEQUANTIZE ops, value for value."""
+    scale, _ = _interpreter_quantization(_quantize_inputs())["x_params"]
+    x = _quantize_inputs(ties_for=scale)
+    seen = _interpreter_quantization(x)
+    scale, zero_point = seen["x_params"]
+    name = f"quantize(x, scale={scale:.4g}, zero_point={zero_point})"
+    q = np.asarray(call(quantize, x.copy(), scale, zero_point, name=name))
+    _expect_quantized(q, seen["q"], x, scale, zero_point, name=name)
+    scale, zero_point = seen["y_params"]
+    name = f"dequantize(q, scale={scale:.4g}, zero_point={zero_point})"
+    y = np.asarray(call(dequantize, seen["y_int"].copy(), scale, zero_point, name=name))
+    _expect_dequantized(y, seen["y"], seen["y_int"], scale, zero_point, name=name)
+    return (
+        "quantize gives the interpreter's int8 values bit for bit (rounded, shifted by the zero "
+        "point, clipped), and dequantize its float32 values."
+    )
+
+
+def _expect_quantized(
+    q: np.ndarray, want: np.ndarray, x: np.ndarray, scale: float, zero_point: int, *, name: str
+) -> None:
+    if q.shape != want.shape:
+        raise Wrong(f"{name} has shape {q.shape}, expected {want.shape} (one value per value of x)")
+    if q.dtype != np.int8:
+        raise Wrong(f"{name} has dtype {q.dtype}, expected int8: finish with .astype(np.int8).")
+    if np.array_equal(q, want):
+        return
+    if np.array_equal(q, np.clip(np.trunc(x / scale) + zero_point, -128, 127).astype(np.int8)):
+        raise Wrong(f"{name} truncates x / scale toward zero: round to the nearest integer first.")
+    if np.array_equal(q, np.clip(np.round(x / scale) - zero_point, -128, 127).astype(np.int8)):
+        raise Wrong(
+            f"{name} subtracts the zero point: quantizing adds it, (x / scale) + zero_point."
+        )
+    if np.array_equal(q, np.clip(np.round(x * scale) + zero_point, -128, 127).astype(np.int8)):
+        raise Wrong(f"{name} multiplies by the scale: quantizing divides, x / scale.")
+    ratio = x / np.float32(scale)
+    differs = q != want
+    if np.all(np.abs(ratio - np.trunc(ratio))[differs] == 0.5):
+        index = tuple(np.argwhere(differs)[0])
+        raise Wrong(
+            f"{name} rounds halves another way: at x / scale = {ratio[index]:.1f} it gives "
+            f"{q[index]}, the interpreter {want[index]}. The interpreter rounds a half to the even "
+            "integer, as np.round does."
+        )
+    wide = np.round(x / scale) + zero_point
+    if np.array_equal(q, wide.astype(np.int64).astype(np.int8)) or np.any(
+        (wide > 127) & (q != 127)
+    ):
+        raise Wrong(
+            f"{name} wraps around for values of x outside the range: x = 40.0 gives {q[0, 1]}, "
+            f"the interpreter {want[0, 1]}. Clip to [-128, 127] before the cast to int8."
+        )
+    wrong = int(np.sum(q != want))
+    index = tuple(np.argwhere(q != want)[0])
+    raise Wrong(
+        f"{name} differs from the interpreter in {wrong} of {q.size} values, e.g. x = "
+        f"{x[index]:.4g} gives {q[index]}, the interpreter {want[index]}: q = "
+        "clip(round(x / scale) + zero_point, -128, 127) as int8."
+    )
+
+
+def _expect_dequantized(
+    y: np.ndarray, want: np.ndarray, q: np.ndarray, scale: float, zero_point: int, *, name: str
+) -> None:
+    if y.shape != want.shape:
+        raise Wrong(f"{name} has shape {y.shape}, expected {want.shape}")
+    if y.dtype != np.float32:
+        raise Wrong(f"{name} has dtype {y.dtype}, expected float32: the interpreter's dtype.")
+    if np.allclose(y, want, rtol=1e-6, atol=0):
+        return
+    wide = q.astype(np.float64)
+    mistakes = {
+        "forgets the zero point: (q - zero_point) * scale": wide * scale,
+        "adds the zero point: dequantizing subtracts it, (q - zero_point) * scale": (
+            (wide + zero_point) * scale
+        ),
+        "divides by the scale: dequantizing multiplies, (q - zero_point) * scale": (
+            (wide - zero_point) / scale
+        ),
+        "subtracts the zero point in int8, which wraps around (-128 - 5 becomes 123): convert q "
+        "first, q.astype(np.int32) - zero_point": (
+            (q.astype(np.int64) - zero_point).astype(np.int8).astype(np.float64) * scale
+        ),
+    }
+    for mistake, values in mistakes.items():
+        if np.allclose(y, values, rtol=1e-5):
+            raise Wrong(f"{name} {mistake}.")
+    raise Wrong(
+        f"{name} gives {y.ravel()[:2]} where the interpreter gives {want.ravel()[:2]}: "
+        "dequantizing is (q - zero_point) * scale, in float32."
+    )
+
+
+# 07.4 -------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def outlier_models() -> tuple[dict[str, bytes], Callable[[bytes], float]]:
+    """Float .tflite MLPs for exercise 07.4, one per sensitive layer, and an `evaluate` function.
+
+    Each model is the same trained MLP (hidden_a 128, hidden_b 64, hidden_c 32, logits 10) with
+    one layer made sensitive to quantization: a unit feeding it is dead (always 0), and that
+    unit's row of its weights is huge. The float model computes the same function, but quantizing
+    that layer rounds all its other weights to zero. `evaluate(model)` is the test accuracy.
+
+    Introduced in `07_tflite_quantization`.
+    """
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    from tfcourse import data
+
+    train, test = data.load_numpy("mnist5k", "train"), data.load_numpy("mnist5k", "test")
+    keras.utils.set_random_seed(74)
+    names = ("hidden_a", "hidden_b", "hidden_c")
+    model = keras.Sequential(
+        [keras.Input((28, 28, 1)), layers.Rescaling(1 / 255), layers.Flatten()]
+        + [
+            layers.Dense(n, activation="relu", name=k)
+            for n, k in zip((128, 64, 32), names, strict=True)
+        ]
+        + [layers.Dense(10, name="logits")],
+        name="mlp",
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    model.fit(train["image"].astype(np.float32), train["label"], epochs=3, verbose=0)
+    trained = model.get_weights()
+    models = {}
+    for target in _SENSITIVE_LAYERS:
+        model.set_weights(trained)
+        _plant_outlier(model.get_layer(names[names.index(target) - 1]), model.get_layer(target))
+        with tempfile.TemporaryDirectory() as folder:
+            model.export(folder, verbose=False)
+            models[target] = bytes(tf.lite.TFLiteConverter.from_saved_model(folder).convert())
+    x_test, y_test = test["image"].astype(np.float32), test["label"]
+
+    def evaluate(flatbuffer: bytes) -> float:
+        """Test accuracy of a .tflite model of the MNIST MLP (500 images)."""
+        return float(np.mean(np.argmax(litert.predict(flatbuffer, x_test), axis=1) == y_test))
+
+    return models, evaluate
+
+
+def _plant_outlier(before: Any, layer: Any) -> None:
+    kernel, bias = before.get_weights()
+    dead = int(np.argmin(np.abs(kernel).sum(axis=0)))
+    kernel[:, dead], bias[dead] = 0.0, -1.0  # ReLU(-1) = 0 for every input
+    before.set_weights([kernel, bias])
+    kernel, bias = layer.get_weights()
+    kernel[dead, :] = 200.0  # multiplied by 0 in float; sets the int8 scale to 200 / 127
+    layer.set_weights([kernel, bias])
+
+
+def _float_layers(flatbuffer: bytes) -> list[str]:
+    weights = litert.weight_tensors(flatbuffer)
+    names = ("hidden_a", "hidden_b", "hidden_c", "logits")
+    return [
+        n for n in names for k, w in weights.items() if f"/{n}" in k and w["dtype"] == "float32"
+    ]
+
+
+@check("07.4", "keep the sensitive layer in float")
+def check_selective(
+    keep_sensitive_layer_float: Callable[[bytes, list[str], Callable[[bytes], float]], Any],
+) -> str:
+    """Check `keep_sensitive_layer_float(float_model, layer_names, evaluate)`: found by
+    measurement, the one layer kept in float; the model within `SIZE_CEILING` of the float size
+    and within one point of its accuracy."""
+    models, evaluate = outlier_models()
+    layer_names = ["hidden_a", "hidden_b", "hidden_c"]
+    for target, float_model in models.items():
+        name = f"keep_sensitive_layer_float(model with {target} sensitive, ...)"
+        answer = call(
+            keep_sensitive_layer_float, float_model, list(layer_names), evaluate, name=name
+        )
+        flatbuffer = _tflite_bytes(answer, name=name)
+        kept = _float_layers(flatbuffer)
+        share = len(flatbuffer) / len(float_model)
+        float_accuracy = evaluate(float_model)
+        with learner_code("running the model you returned"):
+            accuracy = evaluate(flatbuffer)
+        if share > SIZE_CEILING:
+            raise Wrong(
+                f"{name} is {share:.0%} of the float model's size (ceiling {SIZE_CEILING:.0%}); "
+                f"layers still float: {', '.join(kept) or 'none'}. Quantize every layer but the "
+                "one whose quantization costs the most accuracy."
+            )
+        if accuracy < float_accuracy - 0.01:
+            raise Wrong(
+                f"{name} has {accuracy:.1%} test accuracy against {float_accuracy:.1%} in float; "
+                f"layers kept float: {', '.join(kept) or 'none'}. Measure: quantize all but one "
+                "layer at a time, evaluate each, and keep the layer that matters."
+            )
+        if kept != [target]:
+            raise Wrong(
+                f"{name} keeps {', '.join(kept) or 'no layer'} in float; expected only {target}."
+            )
+    return (
+        f"on two models with a different sensitive layer, you kept exactly that layer in float: "
+        f"under {SIZE_CEILING:.0%} of the float size, within a point of its accuracy."
+    )
