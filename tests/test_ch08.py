@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,6 +57,9 @@ LOSS_CASES = [
     ("sum", "failed", "16 times one device's mean loss: you summed the per-example losses"),
     ("divided twice", "failed", "also divided by the number of replicas"),
     ("wrong axis", "failed", "should be 1: compute each example's loss"),
+    ("mean halved", "failed", "on the last, short batch (10 examples, 5 per replica)"),
+    ("mean over replicas", "failed", "on the last, short batch"),
+    ("the notebook's batch", "failed", "you divided by 64, not by the global_batch_size"),
     ("labels as logits", "failed", "should be 1"),
     ("per example", "failed", "should return one number, a scalar Tensor"),
     ("one replica", "failed", "with one replica every scaling looks right"),
@@ -128,6 +132,8 @@ def tf_config(hosts, port, index, *, as_json=False, **changes):
             "in the order given",
         ),
         (lambda h, p, i: tf_config(h, p + 1, i), "failed", "expected ['10.1.0.11:2222'"),
+        (lambda h, p, i: tf_config(h, p, i, task__index=float(i)), "failed", "a float; write"),
+        (lambda h, p, i: tf_config(h, p, i, task__index=True), "failed", "a bool; write the int"),
         (lambda h, p, i: "cluster: worker", "failed", "not JSON"),
         (lambda h, p, i: [h, p, i], "failed", "should return a dict (or its JSON)"),
         (
@@ -201,6 +207,22 @@ def everyone_in_one(directory, task_type, task_id):
     return directory
 
 
+def second_in_chief_dir(directory, task_type, task_id):
+    return os.path.join(directory, "tmp") if task_id == 1 else directory
+
+
+def as_path(directory, task_type, task_id):
+    """Right, with pathlib (the workers import Path for the learner's functions)."""
+    if task_id == 0:
+        return Path(directory)
+    return Path(directory) / f"workertemp_{task_id}"
+
+
+def uses_a_notebook_name(directory, task_type, task_id):
+    """Right here, but `shutil` is a name the workers do not import for the learner."""
+    return directory if task_id == 0 else shutil.os.path.join(directory, f"tmp_{task_id}")
+
+
 def one_temp_dir(directory, task_type, task_id):
     return directory if task_id == 0 else os.path.join(tempfile.gettempdir(), "ckpt")
 
@@ -211,10 +233,21 @@ def test_check_resume_passes_the_right_answer_in_a_real_cluster(tf):
     assert_result(result, "passed", "resumed at step 10 and repeated steps [11, 12]")
 
 
+@pytest.mark.slow
+def test_check_resume_takes_paths_and_explains_a_worker_that_fails(tf):
+    assert_result(ch08.check_resume(as_path, resume), "passed", "resumed at step 10")
+    assert_result(
+        ch08.check_resume(uses_a_notebook_name, resume),
+        "failed",
+        "NameError: name 'shutil' is not defined",
+    )
+
+
 @pytest.mark.parametrize(
     ("answers", "status", "fragment"),
     [
         ((None, resume), "not attempted", "not attempted yet"),
+        ((second_in_chief_dir, resume), "failed", "write_dir('ckpt', 'worker', 2) returned 'ckpt'"),
         ((write_dir, not_written), "not attempted", "not attempted yet"),
         ((write_dir, raises), "failed", "raised RuntimeError: oops"),
         ((write_dir, from_zero), "failed", "did not restore the checkpoint"),

@@ -1,5 +1,6 @@
 """tfcourse.distributed: ports, TF_CONFIG, event logs, and a Cluster that never leaves a process."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -33,6 +34,16 @@ def worker_pids():
         if f"{distributed.WORKER_ENV}=1".encode() in environ and not zombie:
             found.append(int(entry))
     return found
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftover_workers():
+    """Whatever a test asserts, a worker it leaves behind (a failing test) is killed after it."""
+    before = set(worker_pids())
+    yield
+    for pid in set(worker_pids()) - before:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_free_ports_are_distinct_and_bindable():

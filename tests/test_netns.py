@@ -58,7 +58,7 @@ def namespaces():
 
 def _delete(names):
     for name in names:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False, timeout=30)
 
 
 def _sent_bytes(namespace, link):

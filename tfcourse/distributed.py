@@ -177,7 +177,7 @@ class Cluster:
         self.folder.mkdir(parents=True, exist_ok=True)
         try:
             for index in range(len(self.addresses)):
-                self.workers.append(self._start(index))
+                self._start(index)
         except BaseException:
             self.stop()
             raise
@@ -213,7 +213,11 @@ class Cluster:
                 env=env,
                 start_new_session=True,  # its own process group: stopped as one, with its children
             )
-        return Worker(index, self.addresses[index], process, log_path, events_path)
+            # tracked at once, so that stop() finds it even if an interrupt comes next
+            self.workers.append(
+                Worker(index, self.addresses[index], process, log_path, events_path)
+            )
+        return self.workers[-1]
 
     def wait(self) -> list[int]:
         """Wait for every worker to exit, and return their exit statuses in worker order.

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -84,7 +85,12 @@ def _load_answer(path: str | None) -> tuple[Callable[..., str], Callable[..., in
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return getattr(module, "write_dir", write_dir), getattr(module, "resume", resume)
+    missing = [
+        name for name in ("write_dir", "resume") if not callable(getattr(module, name, None))
+    ]
+    if missing:
+        raise SystemExit(f"{path} defines no {' and no '.join(missing)}: nothing to run")
+    return module.write_dir, module.resume
 
 
 def _model(keras: Any) -> Any:
@@ -117,19 +123,37 @@ def _dataset_fn(tf: Any, x: Any, y: Any, start_step: int) -> Callable[[Any], Any
     return dataset_fn
 
 
+def _numbers_in_files(tf: Any) -> Any:
+    """The numbers 0-15 in 4 text files of 4 lines (file k holds 4k to 4k + 3), read in order."""
+    folder = tempfile.mkdtemp(prefix="tfcourse-shards-")
+    for k in range(4):
+        with open(os.path.join(folder, f"part-{k}.txt"), "w") as handle:
+            handle.write("".join(f"{4 * k + i}\n" for i in range(4)))
+    files = tf.data.Dataset.list_files(os.path.join(folder, "part-*.txt"), shuffle=False)
+    lines = files.interleave(tf.data.TextLineDataset, cycle_length=1)
+    return lines.map(lambda line: tf.strings.to_number(line, tf.int64))
+
+
 def show_input(tf: Any, strategy: Any, log: _Events) -> None:
-    """Log which examples this worker's first batch holds, under three ways of distributing."""
-    options = tf.data.Options()
-    for policy in ("DATA", "OFF"):
+    """Log which examples this worker's first batches hold, under each way of distributing."""
+    sources = {"range(16)": tf.data.Dataset.range(16), "4 files": _numbers_in_files(tf)}
+    for source, policy in [
+        ("range(16)", "DATA"),
+        ("range(16)", "OFF"),
+        ("4 files", "FILE"),
+        ("4 files", "AUTO"),
+        ("range(16)", "AUTO"),
+    ]:
+        options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = getattr(
             tf.data.experimental.AutoShardPolicy, policy
         )
-        dataset = tf.data.Dataset.range(16).batch(4).with_options(options)
-        batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
+        dataset = sources[source].batch(4).with_options(options)
+        batches = iter(strategy.experimental_distribute_dataset(dataset))
         log(
             "input",
-            how=f"experimental_distribute_dataset, auto-shard {policy}",
-            examples=_local_values(strategy, batch),
+            how=f"experimental_distribute_dataset, {source}, auto-shard {policy}",
+            examples=[_local_values(strategy, next(batches)) for _ in range(2)],
         )
 
     def dataset_fn(input_context: Any) -> Any:
@@ -137,8 +161,12 @@ def show_input(tf: Any, strategy: Any, log: _Events) -> None:
         dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         return dataset.batch(input_context.get_per_replica_batch_size(4))
 
-    batch = next(iter(strategy.distribute_datasets_from_function(dataset_fn)))
-    log("input", how="distribute_datasets_from_function", examples=_local_values(strategy, batch))
+    batches = iter(strategy.distribute_datasets_from_function(dataset_fn))
+    log(
+        "input",
+        how="distribute_datasets_from_function, range(16)",
+        examples=[_local_values(strategy, next(batches)) for _ in range(2)],
+    )
 
 
 def _local_values(strategy: Any, value: Any) -> list[int]:
@@ -157,7 +185,9 @@ def try_fit(tf: Any, keras: Any, strategy: Any, log: _Events) -> None:
     try:
         model.fit(x, y, batch_size=GLOBAL_BATCH_SIZE, epochs=1, steps_per_epoch=2, verbose=0)
     except Exception as error:
-        log("fit", ok=False, error=f"{type(error).__name__}: {str(error).splitlines()[0][:200]}")
+        lines = str(error).strip().splitlines() or [""]
+        message = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1].strip()}"
+        log("fit", ok=False, error=f"{type(error).__name__}: {message[:400]}")
     else:
         log("fit", ok=True)
 
@@ -174,7 +204,7 @@ def train(tf: Any, keras: Any, strategy: Any, args: argparse.Namespace, log: _Ev
         checkpoint = tf.train.Checkpoint(
             model=model, optimizer=optimizer, step=tf.Variable(0, dtype=tf.int64)
         )
-    directory = chosen_write_dir(args.checkpoint_dir, task_type, task_id)
+    directory = os.fspath(chosen_write_dir(args.checkpoint_dir, task_type, task_id))
     manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=2)
     # Every worker restores from the chief's directory: that is where the real checkpoints are.
     chief = tf.train.CheckpointManager(checkpoint, args.checkpoint_dir, max_to_keep=2)

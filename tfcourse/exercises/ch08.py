@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import os
 import tempfile
 import textwrap
 from collections.abc import Callable
@@ -80,11 +81,13 @@ def _expect_batch(got: Any, wanted: int, global_batch: int, replicas: int, *, na
 
 # 08.2 -------------------------------------------------------------------------------------------
 _GLOBAL_BATCH, _STEPS, _LEARNING_RATE = 16, 4, 0.5
+#: The last batch is short (10 examples, 5 per replica): the global batch size must still divide.
+_SHORT = 6
 
 
 def _toy_data() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(8)
-    x = rng.normal(size=(_GLOBAL_BATCH * _STEPS, 12)).astype(np.float32)
+    x = rng.normal(size=(_GLOBAL_BATCH * _STEPS - _SHORT, 12)).astype(np.float32)
     y = rng.integers(0, 5, size=len(x)).astype(np.int64)
     return x, y
 
@@ -151,6 +154,16 @@ def check_loss_scaling(compute_loss: Callable[[Any, Any, int], Any], strategy: A
         raise Wrong(f"training with your compute_loss gave the losses {losses}: not finite.")
     if not math.isclose(ratio, 1.0, rel_tol=1e-4):
         raise Wrong(_scaling_hint(ratio, replicas))
+    last = losses[-1] / ref_losses[-1] if ref_losses[-1] else math.nan
+    if not math.isclose(last, 1.0, rel_tol=1e-4):
+        short = _GLOBAL_BATCH - _SHORT
+        raise Wrong(
+            f"the full batches are right, but on the last, short batch ({short} examples, "
+            f"{short // replicas} per replica) the summed loss is {last:.4g} times one device's: "
+            "you divided by something other than the global_batch_size argument (the examples "
+            "present, the replicas, or a number of your own). Divide by global_batch_size: "
+            "tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)."
+        )
     gap = max(float(np.abs(a - b).max()) for a, b in zip(weights, ref_weights, strict=True))
     if gap > 1e-5:
         raise Wrong(
@@ -199,6 +212,16 @@ def _scaling_hint(ratio: float, replicas: int) -> str:
         return (
             f"{seen}: you also divided by the number of replicas. The global batch already "
             "counts every replica's examples; divide by it once."
+        )
+    divisor = _GLOBAL_BATCH / ratio if ratio > 0 else math.nan
+    if (
+        math.isfinite(divisor)
+        and divisor > 1.5
+        and math.isclose(divisor, round(divisor), rel_tol=1e-3)
+    ):
+        return (
+            f"{seen}: you divided by {round(divisor)}, not by the global_batch_size argument "
+            f"({_GLOBAL_BATCH} here). Use the argument: the check, like a real loop, passes it."
         )
     return (
         f"{seen}, and should be 1: compute each example's loss from labels and logits (from "
@@ -282,6 +305,10 @@ def _expect_task(config: dict[str, Any], name: str, index: int) -> None:
     got = task.get("index")
     if isinstance(got, str):
         raise Wrong(f"{name}: task['index'] is the string {got!r}; write the int {index}.")
+    if isinstance(got, bool) or not isinstance(got, int):
+        raise Wrong(
+            f"{name}: task['index'] is {got!r}, a {type(got).__name__}; write the int {index}."
+        )
     if got == index + 1:
         raise Wrong(f"{name}: task['index'] is {got}; indexes start at 0 (0 is the chief).")
     if got != index:
@@ -297,24 +324,35 @@ def check_resume(write_dir: Callable[..., Any], resume: Callable[..., Any]) -> s
         raise NotAttempted
     _expect_write_dir(write_dir)
     _expect_resume(resume)
-    source = _answer_source(write_dir, resume)
+    source = _answer_source(write_dir=write_dir, resume=resume)
     with tempfile.TemporaryDirectory() as folder:
         crashed, resumed = _run_twice(Path(folder), source)
     return _compare_runs(crashed, resumed)
 
 
+def _as_path_text(value: Any) -> Any:
+    """A returned folder as text: a `pathlib.Path` is as good as a string."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
 def _expect_write_dir(write_dir: Callable[..., Any]) -> None:
     chief = call(write_dir, "ckpt", "worker", 0, name="write_dir('ckpt', 'worker', 0)")
+    chief = _as_path_text(chief)
     if chief != "ckpt":
         raise Wrong(
             f"write_dir('ckpt', 'worker', 0) returned {chief!r}: worker 0 is the chief, and it "
             "writes the real checkpoints, to the directory itself."
         )
-    others = [call(write_dir, "ckpt", "worker", i, name=f"write_dir(..., {i})") for i in (1, 2)]
+    others = [
+        _as_path_text(call(write_dir, "ckpt", "worker", i, name=f"write_dir(..., {i})"))
+        for i in (1, 2)
+    ]
     if "ckpt" in others:
+        index = others.index("ckpt") + 1
         raise Wrong(
-            "write_dir('ckpt', 'worker', 1) returned 'ckpt': two workers writing the same "
-            "checkpoint files overwrite each other. Give each other worker a temp folder."
+            f"write_dir('ckpt', 'worker', {index}) returned 'ckpt', the chief's folder: two "
+            "workers writing the same checkpoint files overwrite each other. Give each other "
+            "worker a temp folder."
         )
     if not all(isinstance(o, str) for o in others) or others[0] == others[1]:
         raise Wrong(f"write_dir gave workers 1 and 2 {others}: each needs a folder of its own.")
@@ -360,9 +398,18 @@ def _expect_restored(start: Any, w: float) -> None:
         raise Wrong(f"resume returned {start} after a checkpoint at step 10; return 10.")
 
 
-def _answer_source(*functions: Callable[..., Any]) -> str:
-    parts = ["import os\nimport tempfile\n\nimport tensorflow as tf\n"]
-    for fn in functions:
+#: What a worker imports before the learner's functions: the names those functions may use.
+_ANSWER_IMPORTS = (
+    "import os\nimport tempfile\nfrom pathlib import Path\n\nimport numpy as np\n"
+    "import tensorflow as tf\n"
+)
+
+
+def _answer_source(**functions: Callable[..., Any]) -> str:
+    """A module for the workers: the imports, each function's source, and the names the worker
+    program looks up (`write_dir = my_write_dir` when the learner named it otherwise)."""
+    parts = [_ANSWER_IMPORTS]
+    for role, fn in functions.items():
         try:
             parts.append(textwrap.dedent(inspect.getsource(fn)))
         except (OSError, TypeError):
@@ -370,6 +417,8 @@ def _answer_source(*functions: Callable[..., Any]) -> str:
                 f"the workers cannot read the source of {_describe(fn)}: define write_dir and "
                 "resume with `def` in a notebook cell."
             ) from None
+        if fn.__name__ != role:
+            parts.append(f"{role} = {fn.__name__}\n")
     return "\n\n".join(parts)
 
 
@@ -393,7 +442,12 @@ def _run_twice(folder: Path, source: str) -> tuple[list[list[dict[str, Any]]], .
 
 def _expect_codes(codes: list[int], *, crashed: bool, logs: list[str]) -> None:
     if crashed and codes[1] != -9:
-        raise Wrong(f"worker 1 should have been killed at step 12, but exited with {codes[1]}.")
+        tail = " | ".join(logs[1].strip().splitlines()[-3:]) if len(logs) > 1 else ""
+        raise Wrong(
+            f"worker 1 should have been killed at step 12, but exited with {codes[1]} first. "
+            f"Its last lines: {tail[-600:]} (the workers run your functions with only os, "
+            "tempfile, Path, np and tf imported: use no other name from the notebook)."
+        )
     if not crashed and codes != [0, 0]:
         last = [log.strip().splitlines()[-1] if log.strip() else "" for log in logs]
         raise Wrong(f"after the restart the workers exited with {codes}; their last lines: {last}")
