@@ -140,13 +140,19 @@ def test_run_executes_notebooks_and_prints_a_timing_table(tmp_path, monkeypatch,
     )  # not written
 
 
-def test_busy_core_options_default_to_none_for_run_and_one_for_stress():
+def test_busy_core_options_default_to_none_for_run_and_the_profiles_for_stress():
     parser = cli._parser()
     assert parser.parse_args(["run"]).busy_cores == 0
     assert parser.parse_args(["run", "--busy-cores", "1"]).busy_cores == 1
     stress = parser.parse_args(["dev", "stress", "02", "--record", "B.md"])
-    assert (stress.chapters, stress.repeat, stress.busy_cores) == (["02"], 3, 1)
-    assert stress.record == Path("B.md")
+    assert (stress.chapters, stress.repeat, stress.busy_cores) == (["02"], 3, None)
+    assert stress.profile == "busy-core" and stress.record == Path("B.md")
+
+
+def test_stress_refuses_an_unknown_profile(capsys):
+    with pytest.raises(SystemExit):
+        cli._parser().parse_args(["dev", "stress", "--profile", "two-core"])
+    assert "invalid choice: 'two-core'" in capsys.readouterr().err
 
 
 def test_stress_runs_each_notebook_repeat_times_and_records_a_table(tmp_path, monkeypatch, capsys):
@@ -158,20 +164,51 @@ def test_stress_runs_each_notebook_repeat_times_and_records_a_table(tmp_path, mo
         (folder / name).write_text("{}")
     monkeypatch.setattr(cli, "notebooks_dir", lambda: folder)
     outcomes = iter([True, True, True, False])
-    monkeypatch.setattr(
-        _stress, "stress_once", lambda path: _stress.StressRun(path, next(outcomes), 1.25, "E boom")
-    )
+    profiles = []
+
+    def fake_once(path, machine):
+        profiles.append(machine.name)
+        return _stress.StressRun(path, next(outcomes), 1.25, "E boom")
+
+    monkeypatch.setattr(_stress, "stress_once", fake_once)
     record = tmp_path / "BENCHMARKS.md"
     args = ["dev", "stress", "--repeat", "2", "--busy-cores", "0", "--record", str(record)]
     assert cli.main(args) == 1
+    assert profiles == ["busy-core"] * 4
     out = capsys.readouterr().out
     assert "00_a.ipynb run 2/2: ok (1.2 s)" in out and "01_b.ipynb run 2/2: FAILED" in out
     assert "    E boom" in out
     text = record.read_text()
     assert "| 00_a.ipynb | ok 1.2 s | ok 1.2 s |" in text
     assert "| 01_b.ipynb | ok 1.2 s | FAILED 1.2 s |" in text
-    assert "`tfcourse dev stress --repeat 2 --busy-cores 0 --record BENCHMARKS.md`" in text
+    assert (
+        "`tfcourse dev stress --profile busy-core --repeat 2 --busy-cores 0 --record BENCHMARKS.md`"
+        in text
+    )
     assert text.count(cli.STRESS_START) == 1 and cli.TIMINGS_START not in text
+
+
+def test_each_profile_records_its_own_table(tmp_path, monkeypatch):
+    from tfcourse import _stress
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    (folder / "00_a.ipynb").write_text("{}")
+    monkeypatch.setattr(cli, "notebooks_dir", lambda: folder)
+    monkeypatch.setattr(
+        _stress, "stress_once", lambda path, machine: _stress.StressRun(path, True, 2.0)
+    )
+    record = tmp_path / "BENCHMARKS.md"
+    for name in ("one-core", "onednn-off", "one-core"):
+        assert (
+            cli.main(["dev", "stress", "--profile", name, "--repeat", "1", "--record", str(record)])
+            == 0
+        )
+    text = record.read_text()
+    assert text.count("<!-- stress:one-core:start -->") == 1
+    assert text.count("<!-- stress:onednn-off:start -->") == 1
+    assert "nbval under the `one-core` profile (a 1-vCPU VM (`taskset -c 0`)), 1 run(s)" in text
+    assert "--profile one-core --repeat 1 --busy-cores 0" in text
 
 
 def test_stress_command_selects_only_the_notebook_under_nbval():

@@ -87,6 +87,7 @@ def test_run_checks_covers_every_area(monkeypatch):
         "TensorFlow",
         "Keras",
         "Devices",
+        "Machine",
         "Memory",
         "Datasets",
         "TensorBoard",

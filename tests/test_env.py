@@ -83,3 +83,75 @@ def test_check_versions_only_warns_when_untested_versions_are_allowed(monkeypatc
     monkeypatch.setenv("TFCOURSE_ALLOW_UNTESTED", "1")
     with pytest.warns(tfcourse.UntestedVersionWarning, match=r"TensorFlow 2\.23\.0, but"):
         assert tfcourse.check_versions(tensorflow="2.23.0", keras="3.16.0") is None
+
+
+def test_setup_turns_tf32_off_and_reports_it(tf):
+    tf.config.experimental.enable_tensor_float_32_execution(True)  # TensorFlow's own default
+    report = tfcourse.setup(seed=2)
+    assert not tf.config.experimental.tensor_float_32_execution_enabled()
+    assert report.tf32 is False and report.memory_growth is True
+
+
+def test_configure_gpus_turns_memory_growth_on_for_every_gpu(tf, monkeypatch):
+    gpus = ["GPU:0", "GPU:1"]
+    grown = []
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus)
+    monkeypatch.setattr(
+        tf.config.experimental, "set_memory_growth", lambda gpu, on: grown.append((gpu, on))
+    )
+    assert tfcourse.configure_gpus() is True
+    assert grown == [("GPU:0", True), ("GPU:1", True)]
+
+
+def test_configure_gpus_says_when_the_runtime_started_without_growth(tf, monkeypatch):
+    def too_late(gpu, on):
+        raise RuntimeError("Physical devices cannot be modified after being initialized")
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
+    monkeypatch.setattr(tf.config.experimental, "set_memory_growth", too_late)
+    monkeypatch.setattr(tf.config.experimental, "get_memory_growth", lambda gpu: False)
+    assert tfcourse.configure_gpus() is False
+
+
+def test_a_gpu_report_names_tf32_and_memory_growth():
+    report = tfcourse.DeviceReport(
+        seed=1, deterministic=True, python="3.11.7", tensorflow="2.21.0", keras="3.15.1",
+        cpus=8, gpus=("/physical_device:GPU:0",), tf32=False, memory_growth=False,
+    )  # fmt: skip
+    assert "TF32 off, memory growth off (restart the kernel, then setup())" in str(report)
+    cpu_only = tfcourse.DeviceReport(1, True, "3.11.7", "2.21.0", "3.15.1", 2)
+    assert "TF32" not in str(cpu_only)  # the same on every CPU-only machine
+
+
+def test_child_env_carries_determinism_and_gpu_safety_and_keeps_the_profile(monkeypatch):
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    env = tfcourse.child_env()
+    assert env["TF_DETERMINISTIC_OPS"] == "1" and env["NVIDIA_TF32_OVERRIDE"] == "0"
+    assert env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" and env["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    assert "CUDA_VISIBLE_DEVICES" not in env
+    hidden = tfcourse.child_env(hide_gpus=True, TF_CPP_MIN_LOG_LEVEL="0")
+    assert hidden["CUDA_VISIBLE_DEVICES"] == "" and hidden["TF_CPP_MIN_LOG_LEVEL"] == "0"
+    with pytest.raises(TypeError, match='environment values must be strings, for example "0"'):
+        tfcourse.child_env(TF_CPP_MIN_LOG_LEVEL=0)
+
+
+@pytest.mark.slow
+def test_a_child_started_with_child_env_has_op_determinism_without_calling_setup():
+    import subprocess
+    import sys
+
+    code = (
+        "from tensorflow.python.framework import config\n"
+        "import tensorflow as tf\n"
+        "print(config.is_op_determinism_enabled(), len(tf.config.list_physical_devices('GPU')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=tfcourse.child_env(hide_gpus=True),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.split()[-2:] == ["True", "0"]

@@ -52,3 +52,47 @@ def _alive(pid: int) -> bool:
             return handle.read().split(") ")[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_profile_sets_the_runs_variables_and_cores(monkeypatch):
+    from tfcourse import _stress
+
+    seen = {}
+
+    def fake_run(command, **kwargs):
+        seen.update(kwargs)
+        if kwargs["preexec_fn"]:
+            seen["preexec"] = kwargs["preexec_fn"]
+        return subprocess.CompletedProcess(command, 0, "1 passed", "")
+
+    monkeypatch.setattr(_stress.subprocess, "run", fake_run)
+    run = _stress.stress_once(_stress.repo_root() / "x.ipynb", _stress.profile("onednn-off"))
+    assert run.ok and seen["env"]["TF_ENABLE_ONEDNN_OPTS"] == "0" and seen["preexec_fn"] is None
+    _stress.stress_once(_stress.repo_root() / "x.ipynb", _stress.profile("one-core"))
+    assert callable(seen["preexec_fn"])
+
+
+def test_the_one_core_profile_really_pins_the_run_and_its_children_to_one_core(monkeypatch):
+    from tfcourse import _stress
+
+    code = (
+        "import os, subprocess, sys\n"
+        "child = [sys.executable, '-c', 'import os; print(sorted(os.sched_getaffinity(0)))']\n"
+        "print(subprocess.run(child, capture_output=True, text=True).stdout.strip(), "
+        "os.environ.get('TF_ENABLE_ONEDNN_OPTS'))"
+    )
+    monkeypatch.setattr(_stress, "stress_command", lambda path: [sys.executable, "-c", code])
+    run = _stress.stress_once(_stress.repo_root(), _stress.profile("one-core"))
+    assert run.ok and run.output.strip() == "[0] None"
+    run = _stress.stress_once(_stress.repo_root(), _stress.profile("onednn-off"))
+    assert run.output.strip() == f"{list(range(len(os.sched_getaffinity(0))))} 0"
+
+
+def test_every_required_profile_exists_and_unknown_names_are_refused():
+    from tfcourse import _stress
+
+    assert {"busy-core", "one-core", "onednn-off", "avx2"} <= set(_stress.PROFILES)
+    assert _stress.profile("busy-core").busy == 1
+    assert _stress.profile("avx2").env == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+    with pytest.raises(ValueError, match="no machine profile 'fast'; choose one of busy-core"):
+        _stress.profile("fast")

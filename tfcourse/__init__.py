@@ -11,8 +11,11 @@ from tfcourse.env import (
     UntestedVersionError,
     UntestedVersionWarning,
     check_versions,
+    child_env,
+    configure_gpus,
     setup,
 )
+from tfcourse.machine import MachineReport, machine_report
 from tfcourse.model_graph import plot_model_graph
 from tfcourse.plots import compare_bars, image_grid, plot_history
 
@@ -20,19 +23,23 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DeviceReport",
+    "MachineReport",
     "Timing",
     "UntestedVersionError",
     "UntestedVersionWarning",
     "__version__",
     "board",
     "check_versions",
+    "child_env",
     "compare",
     "compare_bars",
+    "configure_gpus",
     "data",
     "distributed",
     "exercises",
     "image_grid",
     "litert",
+    "machine_report",
     "plot_history",
     "plot_model_graph",
     "record_figure",

@@ -1,7 +1,9 @@
-"""Run notebooks on a busy machine: busy-loop processes, and repeated nbval runs beside them.
+"""Run notebooks as other machines would: busy cores, one core, other kernels; nbval repeated.
 
-A learner's laptop is rarely idle, and a timing assert that passes on an idle machine can fail on a
-busy one. `tfcourse run --busy-cores` and `tfcourse dev stress` use this module (for authors).
+A learner's laptop is rarely idle, and rarely this machine. A timing assert that passes here can
+fail on a busy machine, on a 1-vCPU VM, or where other kernels run (oneDNN off, or capped at an
+older instruction set). `tfcourse run --busy-cores` and `tfcourse dev stress --profile` use this
+module (for authors).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfcourse._paths import repo_root
@@ -70,6 +72,58 @@ def stress_command(path: Path) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Profile:
+    """A stand-in for another machine: environment variables, CPU affinity and busy cores.
+
+    Attributes:
+        name: What `--profile` takes, for example ``"one-core"``.
+        stands_for: The machine it stands in for.
+        env: Variables set for the nbval run, and so for its kernel and the kernel's children.
+        cores: The CPUs the run may use (as `taskset -c` would set), or None for all.
+        busy: How many busy-loop processes run beside it.
+    """
+
+    name: str
+    stands_for: str
+    env: dict[str, str] = field(default_factory=dict)
+    cores: frozenset[int] | None = None
+    busy: int = 0
+
+
+#: The machine profiles every notebook must pass under (`tfcourse dev stress --profile NAME`).
+PROFILES = {
+    profile.name: profile
+    for profile in (
+        Profile("busy-core", "a laptop with another program keeping one core busy", busy=1),
+        Profile("one-core", "a 1-vCPU VM (`taskset -c 0`)", cores=frozenset({0})),
+        Profile(
+            "onednn-off",
+            "TensorFlow's own Eigen kernels (`TF_ENABLE_ONEDNN_OPTS=0`), as on builds "
+            "without oneDNN",
+            env={"TF_ENABLE_ONEDNN_OPTS": "0"},
+        ),
+        Profile(
+            "avx2",
+            "an AVX2-only CPU, for oneDNN (`ONEDNN_MAX_CPU_ISA=AVX2`: no AVX-512, VNNI or AMX)",
+            env={"ONEDNN_MAX_CPU_ISA": "AVX2"},
+        ),
+        Profile("idle", "this machine, idle"),
+    )
+}
+
+
+def profile(name: str) -> Profile:
+    """The profile called `name`.
+
+    Raises:
+        ValueError: If there is none, naming the profiles there are.
+    """
+    if name not in PROFILES:
+        raise ValueError(f"no machine profile {name!r}; choose one of {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+@dataclass(frozen=True)
 class StressRun:
     """One nbval run of one notebook: whether it passed, how long it took, and pytest's output."""
 
@@ -79,20 +133,35 @@ class StressRun:
     output: str = ""
 
 
-def stress_once(path: Path) -> StressRun:
-    """Run one notebook under nbval, from the repository root so that its configuration applies."""
+def stress_once(path: Path, machine: Profile | None = None) -> StressRun:
+    """Run one notebook under nbval, from the repository root so that its configuration applies.
+
+    With a `machine` profile, the run (and so its kernel) gets the profile's variables and cores.
+    """
+    machine = machine or PROFILES["idle"]
+    cores = machine.cores
     start = time.perf_counter()
     done = subprocess.run(
-        stress_command(path), cwd=repo_root(), capture_output=True, text=True, check=False
+        stress_command(path),
+        cwd=repo_root(),
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **machine.env},
+        preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
     )
     seconds = time.perf_counter() - start
     return StressRun(path, done.returncode == 0, seconds, done.stdout + done.stderr)
 
 
-def stress_table(runs: Sequence[StressRun], *, repeat: int, busy: int) -> str:
+def stress_table(
+    runs: Sequence[StressRun], *, repeat: int, busy: int, machine: Profile | None = None
+) -> str:
     """A Markdown table with one row per notebook and one column per run."""
+    machine = machine or PROFILES["idle"]
     rows = [
-        f"nbval, {repeat} run(s) per notebook, {busy} core(s) kept busy by another process:",
+        f"nbval under the `{machine.name}` profile ({machine.stands_for}), {repeat} run(s) per "
+        f"notebook, {busy} core(s) kept busy by another process:",
         "",
         "| notebook | " + " | ".join(f"run {i + 1}" for i in range(repeat)) + " |",
         "|---|" + "---:|" * repeat,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tfcourse._paths import notebooks_dir
+from tfcourse._stress import PROFILES
 
 if TYPE_CHECKING:
     from tfcourse.notebooks import RunResult
@@ -91,7 +92,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the results table into FILE (BENCHMARKS.md)",
     )
-    _add_busy_cores(stress, default=1)
+    stress.add_argument(
+        "--profile",
+        choices=list(PROFILES),
+        default="busy-core",
+        help="the machine to stand in for: "
+        + "; ".join(f"{p.name}: {p.stands_for}" for p in PROFILES.values())
+        + " (default: busy-core)",
+    )
+    _add_busy_cores(stress, default=None, default_text="the profile's")
     return parser
 
 
@@ -167,13 +176,16 @@ def _add_classroom(commands: Any) -> None:
     )
 
 
-def _add_busy_cores(parser: argparse.ArgumentParser, *, default: int) -> None:
+def _add_busy_cores(
+    parser: argparse.ArgumentParser, *, default: int | None, default_text: str | None = None
+) -> None:
     parser.add_argument(
         "--busy-cores",
         type=_count,
         default=default,
         metavar="N",
-        help=f"keep N cores busy with `while True: pass` processes meanwhile (default: {default})",
+        help="keep N cores busy with `while True: pass` processes meanwhile "
+        f"(default: {default_text or default})",
     )
 
 
@@ -473,34 +485,43 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _stress(args: argparse.Namespace) -> int:
-    from tfcourse._stress import busy_cores, stress_once, stress_table
+    from tfcourse._stress import busy_cores, profile, stress_once, stress_table
 
     paths = find_notebooks(args.chapters)
+    machine = profile(args.profile)
+    busy = machine.busy if args.busy_cores is None else args.busy_cores
     runs = []
-    with busy_cores(args.busy_cores):
+    with busy_cores(busy):
         for path in paths:
             for attempt in range(1, args.repeat + 1):
-                run = stress_once(path)
+                run = stress_once(path, machine)
                 runs.append(run)
                 status = "ok" if run.ok else "FAILED"
                 print(f"{path.name} run {attempt}/{args.repeat}: {status} ({run.seconds:.1f} s)")
                 if not run.ok:
                     print(_indent_tail(run.output), flush=True)
-    table = stress_table(runs, repeat=args.repeat, busy=args.busy_cores)
+    table = stress_table(runs, repeat=args.repeat, busy=busy, machine=machine)
     print("\n" + table)
     if args.record:
         command = (
-            f"tfcourse dev stress {' '.join(args.chapters)} --repeat {args.repeat} "
-            f"--busy-cores {args.busy_cores} --record {args.record.name}"
+            f"tfcourse dev stress {' '.join(args.chapters)} --profile {machine.name} "
+            f"--repeat {args.repeat} --busy-cores {busy} --record {args.record.name}"
         )
         record_table(
             args.record,
             table,
             command=" ".join(command.split()),
-            markers=(STRESS_START, STRESS_END),
+            markers=stress_markers(machine.name),
         )
         print(f"\nrecorded in {args.record}")
     return 0 if all(run.ok for run in runs) else 1
+
+
+def stress_markers(profile_name: str) -> tuple[str, str]:
+    """The markers around one profile's stress table in BENCHMARKS.md (busy-core: the old ones)."""
+    if profile_name == "busy-core":
+        return STRESS_START, STRESS_END
+    return f"<!-- stress:{profile_name}:start -->", f"<!-- stress:{profile_name}:end -->"
 
 
 def _indent_tail(text: str, lines: int = 25) -> str:

@@ -21,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from tfcourse.env import child_env
+
 #: Set to "1" in every worker's environment, so that a test can find a worker left behind.
 WORKER_ENV = "TFCOURSE_CLUSTER_WORKER"
 #: The process id of the process that started the worker: the worker ends itself when it is gone.
@@ -147,7 +149,8 @@ class Cluster:
         timeout: Seconds `wait` gives the workers before it stops them and raises.
         grace: Seconds between SIGTERM and SIGKILL when stopping a worker.
         launcher: For worker N, a command prefix, e.g. ``["ip", "netns", "exec", "ns0"]``.
-        env: Extra environment variables for every worker.
+        env: Extra environment variables for every worker, on top of `tfcourse.child_env`'s
+            (which hides GPUs: the workers share this machine's CPU).
 
     Introduced in `08_distributed`.
     """
@@ -196,7 +199,8 @@ class Cluster:
         events_path = self.folder / f"worker-{index}.jsonl"
         events_path.unlink(missing_ok=True)
         env = {
-            **os.environ,
+            # every worker computes on the CPU, with the notebook's settings (tfcourse.child_env)
+            **child_env(hide_gpus=True),
             **self.env,
             "TF_CONFIG": json.dumps(tf_config(self.addresses, index)),
             WORKER_ENV: "1",

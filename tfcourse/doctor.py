@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 
 from tfcourse._stderr import filtered_stderr
+from tfcourse.machine import MachineReport, machine_report, usable_cores
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 PYTHON_RANGE = ((3, 10), (3, 13))  # oldest and newest supported (major, minor)
@@ -126,7 +127,7 @@ def check_devices(gpus: list[str] | None = None) -> Finding:
         import tensorflow as tf
 
         gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     if gpus:
         return Finding("Devices", OK, f"{cores} CPU cores and GPU(s) {', '.join(gpus)}")
     hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -134,6 +135,16 @@ def check_devices(gpus: list[str] | None = None) -> Finding:
     return Finding(
         "Devices", OK, f"{cores} CPU cores, no GPU (fine: the course runs on the CPU){note}"
     )
+
+
+def check_machine(report: MachineReport | None = None) -> Finding:
+    """Name the CPU, its ISA features and the kernel libraries: what speed figures depend on."""
+    report = machine_report() if report is None else report
+    features = ", ".join(report.features) or "no AVX2/AVX-512/NEON features found"
+    onednn = "oneDNN on" if report.onednn else "oneDNN off"
+    cap = f" (capped at {report.onednn_isa_cap})" if report.onednn_isa_cap else ""
+    detail = f"{report.cpu} ({report.architecture}); {features}; {onednn}{cap}"
+    return Finding("Machine", OK, detail)
 
 
 def available_memory_gib() -> float | None:
@@ -209,7 +220,7 @@ def run_checks() -> list[Finding]:
     with filtered_stderr():
         findings.append(check_tensorflow())
         if findings[-1].status != FAIL:
-            findings += [check_keras(), check_devices()]
+            findings += [check_keras(), check_devices(), check_machine()]
     return [
         *findings,
         check_memory(),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from tfcourse import doctor
 from tfcourse._stderr import filtered_stderr
+from tfcourse.machine import usable_cores
 
 #: Environment variables that quieten TensorFlow's C++ logging. They only work when they are set
 #: before TensorFlow is first imported, which is why `setup()` imports TensorFlow itself.
@@ -91,6 +92,10 @@ class DeviceReport:
         keras: The Keras version that ``tf.keras`` resolves to.
         cpus: The number of CPU cores the operating system reports.
         gpus: The names of the physical GPUs TensorFlow can see.
+        tf32: Whether TensorFloat-32 matmuls and convolutions are allowed (`setup()` turns them
+            off, so a GPU computes float32 as float32).
+        memory_growth: Whether every visible GPU allocates its memory as needed, instead of all
+            of it at start-up (`setup()` turns it on where the runtime is not yet started).
     """
 
     seed: int
@@ -100,6 +105,8 @@ class DeviceReport:
     keras: str
     cpus: int
     gpus: tuple[str, ...] = field(default_factory=tuple)
+    tf32: bool = False
+    memory_growth: bool = True
 
     @property
     def accelerator(self) -> str:
@@ -108,20 +115,24 @@ class DeviceReport:
 
     def __str__(self) -> str:
         gpus = ", ".join(self.gpus) if self.gpus else "none (the course runs on the CPU)"
-        return "\n".join(
-            [
-                f"seed {self.seed}, op determinism {'on' if self.deterministic else 'off'}",
-                f"Python {self.python}, TensorFlow {self.tensorflow}, Keras {self.keras}",
-                f"CPU cores: {self.cpus}; GPUs: {gpus}",
-            ]
-        )
+        lines = [
+            f"seed {self.seed}, op determinism {'on' if self.deterministic else 'off'}",
+            f"Python {self.python}, TensorFlow {self.tensorflow}, Keras {self.keras}",
+            f"CPU cores: {self.cpus}; GPUs: {gpus}",
+        ]
+        if self.gpus:  # a CPU-only report stays the same on every machine
+            growth = "on" if self.memory_growth else "off (restart the kernel, then setup())"
+            lines.append(f"TF32 {'on' if self.tf32 else 'off'}, memory growth {growth}")
+        return "\n".join(lines)
 
 
 def setup(seed: int = 42, *, deterministic: bool = True, quiet: bool = True) -> DeviceReport:
-    """Seed every random generator, turn on op determinism and report the devices.
+    """Seed every random generator, turn on op determinism, make GPUs safe and report the devices.
 
-    Call it once, near the top of a notebook, before building any model. It does not initialise the
-    TensorFlow runtime, so you can still configure devices afterwards.
+    On a GPU it also turns TensorFloat-32 off and memory growth on (`configure_gpus`), so that
+    float32 means float32 there too. Call it once, near the top of a notebook, before building any
+    model. It does not initialise the TensorFlow runtime, so you can still configure devices
+    afterwards.
 
     With `quiet=True` (the default) it sets `TF_CPP_MIN_LOG_LEVEL=3` and holds back what
     TensorFlow's C++ code writes to stderr while it imports TensorFlow and looks for GPUs: the
@@ -161,6 +172,7 @@ def setup(seed: int = 42, *, deterministic: bool = True, quiet: bool = True) -> 
         tf.get_logger().setLevel("ERROR")
         absl.logging.set_verbosity(absl.logging.ERROR)  # TensorFlow Datasets logs through absl
     keras.utils.set_random_seed(seed)
+    memory_growth = configure_gpus()
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     else:
@@ -174,6 +186,74 @@ def setup(seed: int = 42, *, deterministic: bool = True, quiet: bool = True) -> 
         python=".".join(str(part) for part in sys.version_info[:3]),
         tensorflow=tf.__version__,
         keras=keras.__version__,
-        cpus=os.cpu_count() or 1,
+        cpus=usable_cores(),
         gpus=tuple(device.name for device in tf.config.list_physical_devices("GPU")),
+        tf32=tf.config.experimental.tensor_float_32_execution_enabled(),
+        memory_growth=memory_growth,
     )
+
+
+def configure_gpus() -> bool:
+    """Make a GPU compute like the CPU the notebooks were verified on, and share its memory.
+
+    Turns TensorFloat-32 off (on Ampere and newer GPUs TensorFlow otherwise rounds float32 matmul
+    and convolution inputs to 10 mantissa bits) and turns memory growth on for every visible GPU
+    (otherwise the first op takes all of its memory). Does nothing else on a machine without one.
+
+    Returns:
+        Whether memory growth is on for every visible GPU: False when the runtime had already
+        started with it off (restart the kernel and call `setup()` first).
+
+    Introduced in `00_welcome_and_setup`.
+    """
+    import tensorflow as tf
+
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    growth = True
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # the runtime is already initialised: it cannot change now
+            growth = growth and bool(tf.config.experimental.get_memory_growth(gpu))
+    return growth
+
+
+#: What every child process the course starts inherits, so that it computes as `setup()` makes the
+#: notebook compute even if it never calls `setup()`: op determinism, TF32 off (NVIDIA's libraries
+#: read `NVIDIA_TF32_OVERRIDE`), GPU memory growth, quiet C++ logs and a fixed hash seed.
+CHILD_ENV = {
+    "TF_DETERMINISTIC_OPS": "1",
+    "NVIDIA_TF32_OVERRIDE": "0",
+    "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "PYTHONHASHSEED": "0",
+}
+
+
+def child_env(*, hide_gpus: bool = False, **extra: str) -> dict[str, str]:
+    """The environment for a Python process that the course starts: this one's, plus `CHILD_ENV`.
+
+    It keeps every variable of this process, so a child runs under the same machine profile
+    (`TF_ENABLE_ONEDNN_OPTS`, `ONEDNN_MAX_CPU_ISA`, the CPU affinity) as its parent.
+
+    Args:
+        hide_gpus: Set ``CUDA_VISIBLE_DEVICES=""`` so that the child sees no GPU (chapter 08's
+            workers, which share one machine's CPU).
+        **extra: More variables, which override the others, for example
+            ``TF_CPP_MIN_LOG_LEVEL="0"`` to see XLA's log lines.
+
+    Returns:
+        A new dict for `subprocess.run(..., env=...)`.
+
+    Raises:
+        TypeError: If a value in `extra` is not a string.
+
+    Introduced in `03_keras_layers_and_models`.
+    """
+    bad = {name: value for name, value in extra.items() if not isinstance(value, str)}
+    if bad:
+        raise TypeError(f'environment values must be strings, for example "0"; got {bad!r}')
+    env = {**os.environ, **CHILD_ENV}
+    if hide_gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return {**env, **extra}
