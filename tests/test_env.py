@@ -123,7 +123,14 @@ def test_a_gpu_report_names_tf32_and_memory_growth():
     assert "TF32" not in str(cpu_only)  # the same on every CPU-only machine
 
 
-def test_child_env_carries_determinism_and_gpu_safety_and_keeps_the_profile(monkeypatch):
+def test_child_env_follows_this_process_determinism(tf):
+    tfcourse.setup(seed=1, deterministic=False)
+    assert tfcourse.child_env()["TF_DETERMINISTIC_OPS"] == "0"
+    tfcourse.setup(seed=1)
+    assert tfcourse.child_env()["TF_DETERMINISTIC_OPS"] == "1"
+
+
+def test_child_env_carries_determinism_and_gpu_safety_and_keeps_the_profile(monkeypatch, tf):
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     env = tfcourse.child_env()

@@ -393,3 +393,37 @@ REPEATED = {
 def test_a_repeated_dataset_gets_a_cross_that_says_so(tf, budget, tmp_path, exercise):
     result = CHECKS[exercise](REPEATED[exercise](tf), tf, tmp_path)
     assert result.status == "failed" and "remove `repeat()`" in result.message, str(result)
+
+
+def test_a_library_warning_inside_a_check_is_shown_but_never_the_learners_mistake():
+    import warnings
+
+    from tfcourse.exercises._framework import check
+
+    @check("99.9", "a check whose library warns")
+    def verify(answer):
+        warnings.warn_explicit(
+            "Layer 'gru' does not support masking", UserWarning, "layer.py", 1, "keras.src.layer"
+        )
+        return "fine"
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # as pytest's filterwarnings = error does
+        result = verify(lambda: None)
+    assert result.passed, result
+
+
+def test_a_warning_from_elsewhere_inside_a_check_still_follows_the_filters():
+    import warnings
+
+    from tfcourse.exercises._framework import check
+
+    @check("99.9", "a check whose own code warns")
+    def verify(answer):
+        warnings.warn_explicit("careful", UserWarning, "x.py", 1, "learner_module")
+        return "fine"
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = verify(lambda: None)
+    assert result.status == "error" and "UserWarning: careful" in result.message

@@ -219,10 +219,10 @@ def configure_gpus() -> bool:
 
 
 #: What every child process the course starts inherits, so that it computes as `setup()` makes the
-#: notebook compute even if it never calls `setup()`: op determinism, TF32 off (NVIDIA's libraries
-#: read `NVIDIA_TF32_OVERRIDE`), GPU memory growth, quiet C++ logs and a fixed hash seed.
+#: notebook compute even if it never calls `setup()`: TF32 off (NVIDIA's libraries read
+#: `NVIDIA_TF32_OVERRIDE`), GPU memory growth, quiet C++ logs and a fixed hash seed. Op
+#: determinism (`TF_DETERMINISTIC_OPS`) follows this process's setting: see `child_env`.
 CHILD_ENV = {
-    "TF_DETERMINISTIC_OPS": "1",
     "NVIDIA_TF32_OVERRIDE": "0",
     "TF_FORCE_GPU_ALLOW_GROWTH": "true",
     "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -230,11 +230,22 @@ CHILD_ENV = {
 }
 
 
+def _determinism_here() -> bool:
+    """Whether op determinism is on in this process (on, when TensorFlow is not imported yet)."""
+    if "tensorflow" not in sys.modules:
+        return True
+    from tensorflow.python.framework import config as tf_config
+
+    return bool(tf_config.is_op_determinism_enabled())
+
+
 def child_env(*, hide_gpus: bool = False, **extra: str) -> dict[str, str]:
     """The environment for a Python process that the course starts: this one's, plus `CHILD_ENV`.
 
-    It keeps every variable of this process, so a child runs under the same machine profile
-    (`TF_ENABLE_ONEDNN_OPTS`, `ONEDNN_MAX_CPU_ISA`, the CPU affinity) as its parent.
+    The child gets op determinism exactly when this process has it on (`setup()` turns it on;
+    `setup(deterministic=False)` off), TF32 off and GPU memory growth on. It keeps every variable
+    of this process, so it also runs under the same machine profile (`TF_ENABLE_ONEDNN_OPTS`,
+    `ONEDNN_MAX_CPU_ISA`, the CPU affinity) as its parent.
 
     Args:
         hide_gpus: Set ``CUDA_VISIBLE_DEVICES=""`` so that the child sees no GPU (chapter 08's
@@ -253,7 +264,7 @@ def child_env(*, hide_gpus: bool = False, **extra: str) -> dict[str, str]:
     bad = {name: value for name, value in extra.items() if not isinstance(value, str)}
     if bad:
         raise TypeError(f'environment values must be strings, for example "0"; got {bad!r}')
-    env = {**os.environ, **CHILD_ENV}
+    env = {**os.environ, **CHILD_ENV, "TF_DETERMINISTIC_OPS": "1" if _determinism_here() else "0"}
     if hide_gpus:
         env["CUDA_VISIBLE_DEVICES"] = ""
     return {**env, **extra}

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -99,7 +100,7 @@ def check(exercise: str, title: str) -> Callable[[Callable[..., str]], CheckFn]:
     def decorate(verify: Callable[..., str]) -> CheckFn:
         @functools.wraps(verify)
         def run(answer: Any = None, *args: Any, **kwargs: Any) -> CheckResult:
-            with _captured_output():
+            with _captured_output(), _library_warnings_shown():
                 status, message = _outcome(verify, answer, *args, **kwargs)
             result = CheckResult(exercise, title, status, _one_line(message))
             _record(result)
@@ -108,6 +109,19 @@ def check(exercise: str, title: str) -> Callable[[Callable[..., str]], CheckFn]:
         return run
 
     return decorate
+
+
+#: Modules whose warnings are about the library, never the learner's mistake (for example Keras
+#: 3.16's "does not support masking"): shown, but never raised, whatever filter is in force.
+LIBRARY_WARNING_MODULES = r"(keras|tensorflow|tf_keras|absl|google\.protobuf|ai_edge_litert)(\.|$)"
+
+
+@contextlib.contextmanager
+def _library_warnings_shown() -> Iterator[None]:
+    """Within a check, show the libraries' warnings but never turn them into errors."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("default", module=LIBRARY_WARNING_MODULES)
+        yield
 
 
 def _outcome(verify: Callable[..., str], answer: Any, *args: Any, **kwargs: Any) -> tuple[str, str]:

@@ -260,7 +260,9 @@ def _fit_with(recorders: list[Any], epochs: int) -> None:
     keras.utils.set_random_seed(3)
     model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10)])
     model.compile(
-        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=False,  # "auto" means XLA on a GPU; the reference must compute like the answer
     )
     model.fit(x[:128], y[:128], batch_size=32, epochs=epochs, validation_data=(x[128:], y[128:]),
               shuffle=False, verbose=0, callbacks=recorders)  # fmt: skip
@@ -462,7 +464,7 @@ def _train_briefly(model: Any, initial: list[np.ndarray]) -> dict[str, list[floa
 
     x, y = _flat_sample(256)
     model.set_weights(initial)
-    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)  # no XLA on a GPU either
     return model.fit(x, y, batch_size=64, epochs=2, shuffle=False, verbose=0).history
 
 

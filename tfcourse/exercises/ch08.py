@@ -148,7 +148,9 @@ def check_loss_scaling(compute_loss: Callable[[Any, Any, int], Any], strategy: A
     _expect_scalar_loss(compute_loss)
     with learner_code("training with your compute_loss under the strategy", seconds=60):
         losses, weights = _toy_run(strategy, compute_loss)
-    ref_losses, ref_weights = _toy_run(tf.distribute.get_strategy(), _reference_loss)
+    devices = getattr(getattr(strategy, "extended", None), "worker_devices", None) or ["/cpu:0"]
+    with tf.device(devices[0]):  # the replicas' kind of device: never a GPU beside CPU replicas
+        ref_losses, ref_weights = _toy_run(tf.distribute.get_strategy(), _reference_loss)
     ratio = losses[0] / ref_losses[0] if ref_losses[0] else math.nan
     if not np.isfinite(losses).all():
         raise Wrong(f"training with your compute_loss gave the losses {losses}: not finite.")
