@@ -1,5 +1,6 @@
 """The `tfcourse` command: help, clear errors with exit status 2, and each subcommand's result."""
 
+import json
 import os
 import subprocess
 import sys
@@ -228,3 +229,53 @@ def test_stress_command_selects_only_the_notebook_under_nbval():
     assert collected.returncode == 0, collected.stdout + collected.stderr
     assert items, collected.stdout
     assert all(line.startswith(f"notebooks/{notebook.name}::") for line in items)
+
+
+def test_stress_appends_each_runs_figures_with_its_profile(tmp_path, monkeypatch):
+    from tfcourse import _stress
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    (folder / "00_a.ipynb").write_text("{}")
+    monkeypatch.setattr(cli, "notebooks_dir", lambda: folder)
+    figure = {"name": "speed-up", "value": 3.0, "unit": "x"}
+    monkeypatch.setattr(
+        _stress,
+        "stress_once",
+        lambda path, machine: _stress.StressRun(path, True, 1.0, "", (figure,)),
+    )
+    out = tmp_path / "figures.jsonl"
+    args = ["dev", "stress", "--profile", "avx2", "--repeat", "2", "--figures", str(out)]
+    assert cli.main(args) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["profile"], r["notebook"], r["run"], r["value"]) for r in rows] == [
+        ("avx2", "00_a.ipynb", 1, 3.0),
+        ("avx2", "00_a.ipynb", 2, 3.0),
+    ]
+
+
+def test_dev_figures_tabulates_each_figure_per_profile(tmp_path, capsys):
+    figure = {"notebook": "02_x.ipynb", "name": "stall", "unit": "%"}
+    rows = [
+        {"profile": "busy-core", "value": 6.0, **figure},
+        {"profile": "busy-core", "value": 8.5, **figure},
+        {"profile": "one-core", "value": 9.0, **figure},
+    ]
+    path = tmp_path / "figures.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert cli.main(["dev", "figures", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "| notebook | figure | busy-core | one-core |" in out
+    assert "| 02_x | stall | 6-8.5 % | 9 % |" in out
+
+
+def test_dev_figures_names_a_missing_file_and_a_bad_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["dev", "figures", str(tmp_path / "none.jsonl")])
+    assert exited.value.code == 2
+    assert "write one with `tfcourse dev stress --figures`" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"profile": "idle"}\n{oops\n')
+    with pytest.raises(SystemExit):
+        cli.main(["dev", "figures", str(bad)])
+    assert "bad.jsonl, line 2: not JSON" in capsys.readouterr().err

@@ -96,3 +96,20 @@ def test_every_required_profile_exists_and_unknown_names_are_refused():
     assert _stress.profile("avx2").env == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
     with pytest.raises(ValueError, match="no machine profile 'fast'; choose one of busy-core"):
         _stress.profile("fast")
+
+
+def test_a_stress_run_collects_the_figures_the_notebook_recorded(monkeypatch):
+    from tfcourse import _stress
+
+    code = (
+        "import tfcourse\n"
+        "tfcourse.record_figure('speed-up', 2.5, unit='x')\n"
+        "tfcourse.record_figure('accuracy', 97.0, unit='%')\n"
+    )
+    monkeypatch.setattr(_stress, "stress_command", lambda path: [sys.executable, "-c", code])
+    run = _stress.stress_once(_stress.repo_root(), _stress.profile("idle"))
+    assert run.ok, run.output
+    assert run.figures == (
+        {"name": "speed-up", "value": 2.5, "unit": "x"},
+        {"name": "accuracy", "value": 97.0, "unit": "%"},
+    )

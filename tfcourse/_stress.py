@@ -9,13 +9,16 @@ module (for authors).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tfcourse._paths import repo_root
 
@@ -131,6 +134,7 @@ class StressRun:
     ok: bool
     seconds: float
     output: str = ""
+    figures: tuple[dict[str, Any], ...] = ()
 
 
 def stress_once(path: Path, machine: Profile | None = None) -> StressRun:
@@ -138,20 +142,27 @@ def stress_once(path: Path, machine: Profile | None = None) -> StressRun:
 
     With a `machine` profile, the run (and so its kernel) gets the profile's variables and cores.
     """
+    from tfcourse.bench import FIGURES_ENV
+
     machine = machine or PROFILES["idle"]
     cores = machine.cores
-    start = time.perf_counter()
-    done = subprocess.run(
-        stress_command(path),
-        cwd=repo_root(),
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, **machine.env},
-        preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
-    )
-    seconds = time.perf_counter() - start
-    return StressRun(path, done.returncode == 0, seconds, done.stdout + done.stderr)
+    with tempfile.TemporaryDirectory() as scratch:
+        log = Path(scratch) / "figures.jsonl"  # what the notebook's record_figure calls measured
+        start = time.perf_counter()
+        done = subprocess.run(
+            stress_command(path),
+            cwd=repo_root(),
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, **machine.env, FIGURES_ENV: str(log)},
+            preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
+        )
+        seconds = time.perf_counter() - start
+        figures = tuple(
+            json.loads(line) for line in (log.read_text().splitlines() if log.exists() else [])
+        )
+    return StressRun(path, done.returncode == 0, seconds, done.stdout + done.stderr, figures)
 
 
 def stress_table(
@@ -172,3 +183,33 @@ def stress_table(
         ]
         rows.append(f"| {runs[index].path.name} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def figures_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A Markdown table of recorded figures: one row per figure, one column per profile (min-max).
+
+    Args:
+        rows: What `tfcourse dev stress --figures FILE` appended: dicts with ``profile``,
+            ``notebook``, ``name``, ``value`` and ``unit``.
+    """
+    profiles = list(dict.fromkeys(row["profile"] for row in rows))
+    values: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    for row in rows:
+        key = (row["notebook"], row["name"], row.get("unit", ""))
+        values.setdefault(key, {}).setdefault(row["profile"], []).append(float(row["value"]))
+    lines = [
+        "| notebook | figure | " + " | ".join(profiles) + " |",
+        "|---|---|" + "---:|" * len(profiles),
+    ]
+    for (notebook, name, unit), by_profile in values.items():
+        cells = [_span(by_profile.get(p, []), unit) for p in profiles]
+        lines.append(f"| {notebook.removesuffix('.ipynb')} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _span(values: Sequence[float], unit: str) -> str:
+    if not values:
+        return "-"
+    low, high = min(values), max(values)
+    text = f"{low:.3g}" if low == high else f"{low:.3g}-{high:.3g}"
+    return f"{text} {unit}".strip()

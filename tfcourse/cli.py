@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     release.add_argument("notebooks", nargs="+", type=Path)
     release.add_argument("--out", type=Path, required=True, help="folder for the student copies")
+    figures = dev_commands.add_parser(
+        "figures", help="tabulate the figures `stress --figures` collected, per machine profile"
+    )
+    figures.add_argument("file", type=Path, help="the JSON-lines file of `stress --figures`")
     stress = dev_commands.add_parser(
         "stress", help="run notebooks under nbval several times while other processes load the CPU"
     )
@@ -91,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="write the results table into FILE (BENCHMARKS.md)",
+    )
+    stress.add_argument(
+        "--figures",
+        type=Path,
+        metavar="FILE",
+        help="append each run's recorded figures to FILE as JSON lines (for the assert audit)",
     )
     stress.add_argument(
         "--profile",
@@ -496,6 +506,8 @@ def _stress(args: argparse.Namespace) -> int:
             for attempt in range(1, args.repeat + 1):
                 run = stress_once(path, machine)
                 runs.append(run)
+                if args.figures:
+                    _append_figures(args.figures, run, machine.name, attempt)
                 status = "ok" if run.ok else "FAILED"
                 print(f"{path.name} run {attempt}/{args.repeat}: {status} ({run.seconds:.1f} s)")
                 if not run.ok:
@@ -517,6 +529,30 @@ def _stress(args: argparse.Namespace) -> int:
     return 0 if all(run.ok for run in runs) else 1
 
 
+def _figures(args: argparse.Namespace) -> int:
+    from tfcourse._stress import figures_table
+
+    if not args.file.is_file():
+        hint = "write one with `tfcourse dev stress --figures`"
+        raise _UsageError(f"no such file: {args.file}; {hint}")
+    rows = []
+    for number, line in enumerate(args.file.read_text().splitlines(), start=1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise _UsageError(f"{args.file}, line {number}: not JSON ({error.msg})") from None
+    print(figures_table(rows))
+    return 0
+
+
+def _append_figures(path: Path, run: Any, profile_name: str, attempt: int) -> None:
+    """Append one stress run's figures to `path`, one JSON object per line."""
+    with open(path, "a", encoding="utf-8") as handle:
+        for figure in run.figures:
+            row = {"profile": profile_name, "notebook": run.path.name, "run": attempt, **figure}
+            handle.write(json.dumps(row) + "\n")
+
+
 def stress_markers(profile_name: str) -> tuple[str, str]:
     """The markers around one profile's stress table in BENCHMARKS.md (busy-core: the old ones)."""
     if profile_name == "busy-core":
@@ -533,6 +569,8 @@ def _dev(args: argparse.Namespace) -> int:
 
     if args.dev_command == "stress":
         return _stress(args)
+    if args.dev_command == "figures":
+        return _figures(args)
 
     from tfcourse import notebooks
 
