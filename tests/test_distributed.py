@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from jupyter_client.manager import KernelManager
 
+import tfcourse
 from tfcourse import distributed
 from tfcourse.distributed import Cluster, ClusterError, free_ports, python_module, read_events
 
@@ -122,6 +123,17 @@ def test_cluster_gives_each_worker_its_tf_config_and_collects_logs_and_events(tm
     assert [log.strip() for log in cluster.logs()] == [f"I am worker {i}" for i in range(3)]
     assert cluster.events() == [[{"event": "done", "n": 3}]] * 3
     assert all(address.startswith("localhost:") for address in cluster.addresses)
+
+
+def test_workers_see_no_gpu_and_compute_as_the_notebook_does(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # a machine profile reaches the workers too
+    names = ["CUDA_VISIBLE_DEVICES", "TF_DETERMINISTIC_OPS", "NVIDIA_TF32_OVERRIDE"]
+    names += ["TF_FORCE_GPU_ALLOW_GROWTH", "TF_ENABLE_ONEDNN_OPTS", "EXTRA"]
+    code = f"import os; print([os.environ.get(name) for name in {names!r}])"
+    with Cluster(script(code), folder=tmp_path, workers=1, env={"EXTRA": "x"}) as cluster:
+        assert cluster.wait() == [0]
+    determinism = tfcourse.child_env()["TF_DETERMINISTIC_OPS"]  # follows this process's setting
+    assert cluster.logs()[0].strip() == str(["", determinism, "0", "true", "0", "x"])
 
 
 def test_cluster_stops_a_hung_worker_on_timeout_and_shows_its_log(tmp_path):

@@ -113,6 +113,16 @@ def test_configure_gpus_says_when_the_runtime_started_without_growth(tf, monkeyp
     assert tfcourse.configure_gpus() is False
 
 
+def test_configure_gpus_survives_a_gpu_split_into_logical_devices(tf, monkeypatch):
+    def split(gpu, on):
+        raise ValueError("Cannot set memory growth on device when virtual devices configured")
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
+    monkeypatch.setattr(tf.config.experimental, "set_memory_growth", split)
+    monkeypatch.setattr(tf.config.experimental, "get_memory_growth", lambda gpu: False)
+    assert tfcourse.configure_gpus() is False
+
+
 def test_a_gpu_report_names_tf32_and_memory_growth():
     report = tfcourse.DeviceReport(
         seed=1, deterministic=True, python="3.11.7", tensorflow="2.21.0", keras="3.15.1",

@@ -58,3 +58,40 @@ def test_tensorflow_agrees_with_the_report_on_onednn(tf):
     assert tfcourse.machine_report().onednn is machine.onednn_enabled(
         None, {"TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "")}
     )
+
+
+def test_cpuinfo_is_read_from_the_first_processor(tmp_path, monkeypatch):
+    fake = tmp_path / "cpuinfo"
+    fake.write_text(
+        "processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu avx2 fma avx512f\n\n"
+        "processor\t: 1\nmodel name\t: Other\nflags\t\t: fpu\n"
+    )
+    real_open = open
+    monkeypatch.setattr(
+        "builtins.open",
+        lambda path, *a, **k: real_open(fake if path == "/proc/cpuinfo" else path, *a, **k),
+    )
+    monkeypatch.setattr(machine.platform, "machine", lambda: "x86_64")
+    report = tfcourse.machine_report()
+    assert report.cpu == "Test CPU 9000"
+    assert report.features == ("AVX2", "FMA", "AVX-512")
+
+
+def test_a_machine_without_proc_cpuinfo_is_reported_plainly(monkeypatch):
+    monkeypatch.setattr(machine, "_cpuinfo", dict)
+    monkeypatch.setattr(machine, "_sysctl", lambda name: "")
+    monkeypatch.setattr(machine.platform, "machine", lambda: "AMD64")
+    monkeypatch.setattr(machine.platform, "processor", lambda: "")
+    monkeypatch.setattr(machine.platform, "system", lambda: "Windows")
+    report = tfcourse.machine_report()
+    assert report.cpu == "unknown CPU" and report.features == ()
+    assert "ISA features: not known on this system" in str(report)
+
+
+def test_doctor_names_the_cpu_its_features_and_onednn():
+    from tfcourse import doctor
+
+    report = machine.MachineReport("Test CPU", "x86_64", 4, ("AVX2", "AMX"), True, "AVX2", True)
+    finding = doctor.check_machine(report)
+    assert finding.name == "Machine" and finding.status == doctor.OK
+    assert finding.detail == "Test CPU (x86_64); AVX2, AMX; oneDNN on (capped at AVX2)"

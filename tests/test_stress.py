@@ -93,7 +93,10 @@ def test_every_required_profile_exists_and_unknown_names_are_refused():
 
     assert {"busy-core", "one-core", "onednn-off", "avx2"} <= set(_stress.PROFILES)
     assert _stress.profile("busy-core").busy == 1
-    assert _stress.profile("avx2").env == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+    assert _stress.profile("avx2").env == {
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "XLA_FLAGS": "--xla_cpu_max_isa=AVX2",
+    }
     with pytest.raises(ValueError, match="no machine profile 'fast'; choose one of busy-core"):
         _stress.profile("fast")
 

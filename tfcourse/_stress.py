@@ -107,8 +107,9 @@ PROFILES = {
         ),
         Profile(
             "avx2",
-            "an AVX2-only CPU, for oneDNN (`ONEDNN_MAX_CPU_ISA=AVX2`: no AVX-512, VNNI or AMX)",
-            env={"ONEDNN_MAX_CPU_ISA": "AVX2"},
+            "an AVX2-only CPU for oneDNN and XLA (`ONEDNN_MAX_CPU_ISA=AVX2`, "
+            "`XLA_FLAGS=--xla_cpu_max_isa=AVX2`: no AVX-512, VNNI or AMX; XNNPACK is not capped)",
+            env={"ONEDNN_MAX_CPU_ISA": "AVX2", "XLA_FLAGS": "--xla_cpu_max_isa=AVX2"},
         ),
         Profile("idle", "this machine, idle"),
     )
@@ -191,12 +192,18 @@ def figures_table(rows: Sequence[dict[str, Any]]) -> str:
     Args:
         rows: What `tfcourse dev stress --figures FILE` appended: dicts with ``profile``,
             ``notebook``, ``name``, ``value`` and ``unit``.
+
+    Raises:
+        ValueError: If a row lacks one of those keys (``unit`` may be absent).
     """
-    profiles = list(dict.fromkeys(row["profile"] for row in rows))
     values: dict[tuple[str, str, str], dict[str, list[float]]] = {}
-    for row in rows:
+    for number, row in enumerate(rows, start=1):
+        missing = {"profile", "notebook", "name", "value"} - set(row)
+        if missing:
+            raise ValueError(f"figure row {number} lacks {', '.join(sorted(missing))}: {row}")
         key = (row["notebook"], row["name"], row.get("unit", ""))
         values.setdefault(key, {}).setdefault(row["profile"], []).append(float(row["value"]))
+    profiles = list(dict.fromkeys(row["profile"] for row in rows))
     lines = [
         "| notebook | figure | " + " | ".join(profiles) + " |",
         "|---|---|" + "---:|" * len(profiles),

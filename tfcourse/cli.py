@@ -541,7 +541,10 @@ def _figures(args: argparse.Namespace) -> int:
             rows.append(json.loads(line))
         except json.JSONDecodeError as error:
             raise _UsageError(f"{args.file}, line {number}: not JSON ({error.msg})") from None
-    print(figures_table(rows))
+    try:
+        print(figures_table(rows))
+    except ValueError as error:
+        raise _UsageError(f"{args.file}: {error}") from None
     return 0
 
 

@@ -140,7 +140,9 @@ def check_devices(gpus: list[str] | None = None) -> Finding:
 def check_machine(report: MachineReport | None = None) -> Finding:
     """Name the CPU, its ISA features and the kernel libraries: what speed figures depend on."""
     report = machine_report() if report is None else report
-    features = ", ".join(report.features) or "no AVX2/AVX-512/NEON features found"
+    features = ", ".join(report.features) or (
+        "no AVX2, AVX-512 or NEON" if report.features_known else "ISA features not known here"
+    )
     onednn = "oneDNN on" if report.onednn else "oneDNN off"
     cap = f" (capped at {report.onednn_isa_cap})" if report.onednn_isa_cap else ""
     detail = f"{report.cpu} ({report.architecture}); {features}; {onednn}{cap}"

@@ -213,7 +213,8 @@ def configure_gpus() -> bool:
     for gpu in tf.config.list_physical_devices("GPU"):
         try:
             tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # the runtime is already initialised: it cannot change now
+        except (RuntimeError, ValueError):  # the runtime has started, or the GPU was split into
+            # logical devices (chapter 00): then it cannot change now
             growth = growth and bool(tf.config.experimental.get_memory_growth(gpu))
     return growth
 

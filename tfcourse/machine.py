@@ -113,6 +113,7 @@ class MachineReport:
         onednn: Whether TensorFlow runs oneDNN's kernels.
         onednn_isa_cap: ``ONEDNN_MAX_CPU_ISA`` when set, else ``""``.
         xnnpack: Whether the LiteRT interpreter is installed; it applies XNNPACK by default.
+        features_known: Whether the CPU's features could be read at all (not on Windows).
     """
 
     cpu: str
@@ -122,9 +123,14 @@ class MachineReport:
     onednn: bool = False
     onednn_isa_cap: str = ""
     xnnpack: bool = False
+    features_known: bool = True
 
     def __str__(self) -> str:
-        features = ", ".join(self.features) if self.features else "none of those that matter"
+        features = ", ".join(self.features) or (
+            "none of AVX2, AVX-512, NEON and the others"
+            if self.features_known
+            else "not known on this system"
+        )
         cap = f" (capped at {self.onednn_isa_cap})" if self.onednn_isa_cap else ""
         onednn = f"oneDNN {'on' if self.onednn else 'off'}{cap}"
         litert = "LiteRT: XNNPACK by default" if self.xnnpack else "LiteRT: not installed"
@@ -161,4 +167,5 @@ def machine_report() -> MachineReport:
         onednn=onednn_enabled(),
         onednn_isa_cap=os.environ.get(ONEDNN_ISA_ENV, ""),
         xnnpack=importlib.util.find_spec("ai_edge_litert") is not None,
+        features_known=bool(flags),
     )
