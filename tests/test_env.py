@@ -172,3 +172,28 @@ def test_a_child_started_with_child_env_has_op_determinism_without_calling_setup
         check=True,
     )
     assert done.stdout.split()[-2:] == ["True", "0"]
+
+
+@pytest.mark.slow
+def test_setup_leaves_the_runtime_uninitialised_so_devices_can_still_be_configured():
+    import subprocess
+    import sys
+
+    code = (
+        "import tfcourse\n"
+        "tfcourse.setup(seed=1)\n"
+        "import tensorflow as tf\n"
+        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "two = [tf.config.LogicalDeviceConfiguration()] * 2\n"
+        "tf.config.set_logical_device_configuration(cpu, two)\n"
+        "print(len(tf.config.list_logical_devices('CPU')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=tfcourse.child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert done.stdout.split()[-1] == "2"

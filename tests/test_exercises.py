@@ -407,10 +407,11 @@ def test_a_library_warning_inside_a_check_is_shown_but_never_the_learners_mistak
         )
         return "fine"
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("error")  # as pytest's filterwarnings = error does
         result = verify(lambda: None)
     assert result.passed, result
+    assert [str(w.message) for w in shown] == ["Layer 'gru' does not support masking"]
 
 
 def test_a_warning_from_elsewhere_inside_a_check_still_follows_the_filters():

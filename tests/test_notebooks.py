@@ -65,6 +65,25 @@ def test_each_release_has_stubs_and_no_solutions(path):
     assert "### BEGIN SOLUTION" in "".join(cell.source for cell in nb.cells)  # original untouched
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_each_python_child_a_notebook_starts_gets_the_notebooks_setup(path):
+    """A child process that runs TensorFlow computes like the notebook only through child_env."""
+    nb = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        starts_python = cell.cell_type == "code" and "sys.executable" in cell.source
+        starts_process = any(call in cell.source for call in ("subprocess.run(", "Popen("))
+        if starts_python and starts_process and "hidden = subprocess.run" not in cell.source:
+            assert "tfcourse.child_env(" in cell.source, f"{path.name} cell {index}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_each_notebook_hides_gpus_only_where_it_says_why(path):
+    nb = nbformat.read(path, as_version=4)
+    hides = [c for c in nb.cells if 'set_visible_devices([], "GPU")' in c.source]
+    prose = " ".join(" ".join(c.source.split()) for c in nb.cells if c.cell_type == "markdown")
+    assert not hides or "hides any GPU" in prose or "hides it" in prose, path.name
+
+
 def good_notebook():
     cells = [
         new_markdown_cell("# A title\n\nA subtitle."),

@@ -90,7 +90,7 @@ class DeviceReport:
         python: The Python version, for example ``"3.11.7"``.
         tensorflow: The TensorFlow version.
         keras: The Keras version that ``tf.keras`` resolves to.
-        cpus: The number of CPU cores the operating system reports.
+        cpus: The CPU cores this process may use (its affinity: `taskset` or a container caps it).
         gpus: The names of the physical GPUs TensorFlow can see.
         tf32: Whether TensorFloat-32 matmuls and convolutions are allowed (`setup()` turns them
             off, so a GPU computes float32 as float32).
@@ -246,7 +246,7 @@ def child_env(*, hide_gpus: bool = False, **extra: str) -> dict[str, str]:
     The child gets op determinism exactly when this process has it on (`setup()` turns it on;
     `setup(deterministic=False)` off), TF32 off and GPU memory growth on. It keeps every variable
     of this process, so it also runs under the same machine profile (`TF_ENABLE_ONEDNN_OPTS`,
-    `ONEDNN_MAX_CPU_ISA`, the CPU affinity) as its parent.
+    `ONEDNN_MAX_CPU_ISA`; the CPU affinity is inherited by every child anyway) as its parent.
 
     Args:
         hide_gpus: Set ``CUDA_VISIBLE_DEVICES=""`` so that the child sees no GPU (chapter 08's
