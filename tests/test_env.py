@@ -103,24 +103,24 @@ def test_configure_gpus_turns_memory_growth_on_for_every_gpu(tf, monkeypatch):
     assert grown == [("GPU:0", True), ("GPU:1", True)]
 
 
-def test_configure_gpus_says_when_the_runtime_started_without_growth(tf, monkeypatch):
-    def too_late(gpu, on):
-        raise RuntimeError("Physical devices cannot be modified after being initialized")
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        RuntimeError("Physical devices cannot be modified after being initialized"),
+        ValueError("Cannot set memory growth on device when virtual devices configured"),
+    ],
+    ids=["runtime started", "gpu split into logical devices"],
+)
+def test_configure_gpus_says_when_memory_growth_can_no_longer_be_set(tf, monkeypatch, refusal):
+    def refuse(gpu, on):
+        raise refusal
 
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
-    monkeypatch.setattr(tf.config.experimental, "set_memory_growth", too_late)
+    monkeypatch.setattr(tf.config.experimental, "set_memory_growth", refuse)
     monkeypatch.setattr(tf.config.experimental, "get_memory_growth", lambda gpu: False)
     assert tfcourse.configure_gpus() is False
-
-
-def test_configure_gpus_survives_a_gpu_split_into_logical_devices(tf, monkeypatch):
-    def split(gpu, on):
-        raise ValueError("Cannot set memory growth on device when virtual devices configured")
-
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
-    monkeypatch.setattr(tf.config.experimental, "set_memory_growth", split)
-    monkeypatch.setattr(tf.config.experimental, "get_memory_growth", lambda gpu: False)
-    assert tfcourse.configure_gpus() is False
+    monkeypatch.setattr(tf.config.experimental, "get_memory_growth", lambda gpu: True)
+    assert tfcourse.configure_gpus() is True  # it was on already
 
 
 def test_a_gpu_report_names_tf32_and_memory_growth():
