@@ -159,6 +159,37 @@ def test_cluster_stops_workers_and_their_children_when_the_block_fails(tmp_path)
     assert set(worker_pids()) - before == set()
 
 
+def test_an_interrupt_while_a_worker_starts_leaves_no_worker(tmp_path, monkeypatch):
+    """Ctrl-C that lands after the exec but before Popen returns (CI run of 2026-12-06)."""
+    real_popen = subprocess.Popen
+
+    def popen_then_interrupt(*args, **kwargs):
+        process = real_popen(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # the learner presses stop now
+        time.sleep(0.1)  # Python would run the handler here, before Popen returns
+        return process
+
+    monkeypatch.setattr(subprocess, "Popen", popen_then_interrupt)
+    before = set(worker_pids())
+    with (
+        pytest.raises(KeyboardInterrupt),
+        Cluster(script("import time; time.sleep(600)"), folder=tmp_path),
+    ):
+        pytest.fail("the block ran although the start was interrupted")
+    assert set(worker_pids()) - before == set()
+
+
+def test_interrupts_deferred_delivers_the_interrupt_at_the_end():
+    reached_the_end = False
+    with pytest.raises(KeyboardInterrupt):
+        with distributed._interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)
+            reached_the_end = True
+    assert reached_the_end
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_cluster_stops_a_worker_that_ignores_sigterm(tmp_path):
     code = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)"
     start = time.monotonic()

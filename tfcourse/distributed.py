@@ -8,14 +8,16 @@ Introduced in `08_distributed`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -208,7 +210,9 @@ class Cluster:
             EVENTS_ENV: str(events_path),
         }
         prefix = list(self.launcher(index)) if self.launcher else []
-        with open(log_path, "wb") as log:
+        # A stop (Ctrl-C, a notebook's interrupt) that came while Popen waits for the exec would
+        # leave a running worker that nothing tracks; it is held back until the worker is tracked.
+        with _interrupts_deferred(), open(log_path, "wb") as log:
             process = subprocess.Popen(
                 [*prefix, *self.command],
                 stdin=subprocess.DEVNULL,
@@ -269,6 +273,27 @@ class Cluster:
     def events(self) -> list[list[dict[str, Any]]]:
         """Each worker's events, in worker order."""
         return [worker.events() for worker in self.workers]
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold back SIGINT for the block, then deliver it (KeyboardInterrupt) when the block ends.
+
+    Python runs signal handlers in the main thread only; elsewhere the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[tuple[int, Any]] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append((number, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received and callable(previous):
+            previous(*received[0])
+        elif received and previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
