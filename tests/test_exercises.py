@@ -428,3 +428,117 @@ def test_a_warning_from_elsewhere_inside_a_check_still_follows_the_filters():
         warnings.simplefilter("error")
         result = verify(lambda: None)
     assert result.status == "error" and "UserWarning: careful" in result.message
+
+
+# Delegation to the course's own answer, and probes a learner cannot predict ----------------------
+def _course_answer(x):
+    return 2 * x
+
+
+class _CourseLayer:
+    def call(self, x):
+        return 2 * x
+
+
+def _forbidden_check(answer):
+    target = f"{__name__}._course_answer"
+
+    @check("9.8", "delegation demo")
+    def verify(fn):
+        with exercises.forbid(target, "you called the course's own answer: write it yourself"):
+            value = call(fn, 3)
+        if value != 6:
+            raise Wrong(f"expected 6, got {value}")
+        return "doubles 3"
+
+    return verify(answer)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda x: _course_answer(x),  # a wrapper
+        lambda x: (lambda alias: alias(x))(_course_answer),  # an alias
+        lambda x: _course_answer(x) + 1,  # a wrong wrapper: the delegation is what it is told
+        lambda x: [_course_answer(x) for _ in range(3)][0],
+    ],
+)
+def test_a_call_into_the_course_answer_is_named_however_it_is_made(answer):
+    result = _forbidden_check(answer)
+    assert result.status == "failed"
+    assert result.message == "you called the course's own answer: write it yourself"
+
+
+def test_an_own_answer_passes_and_the_hook_is_removed_afterwards():
+    before = __import__("sys").getprofile()
+    assert _forbidden_check(lambda x: x + x).passed
+    assert __import__("sys").getprofile() is before
+    assert _course_answer(2) == 4  # outside a check, the course's function is untouched
+
+
+def test_a_class_is_forbidden_through_any_method_it_defines():
+    @check("9.7", "class demo")
+    def verify(make):
+        with exercises.forbid(f"{__name__}._CourseLayer", "you used the course's layer"):
+            return f"got {call(make, 2)}"
+
+    class Sub(_CourseLayer):
+        pass
+
+    assert verify(lambda x: Sub().call(x)).message == "you used the course's layer"
+    assert verify(lambda x: 2 * x).passed
+
+
+def test_the_check_itself_may_call_the_course_answer_outside_learner_code():
+    @check("9.6", "reference demo")
+    def verify(fn):
+        with exercises.forbid(f"{__name__}._course_answer", "no"):
+            expected = _course_answer(5)  # the check's own reference: not learner code
+            value = call(fn, 5)
+        if value != expected:
+            raise Wrong("wrong")
+        return "ok"
+
+    assert verify(lambda x: x * 2).passed
+
+
+def test_probes_differ_between_runs_and_repeat_with_the_seed(monkeypatch):
+    monkeypatch.delenv(exercises.PROBE_SEED_ENV, raising=False)
+    draws = {tuple(exercises.probe_rng().integers(0, 1 << 30, 4)) for _ in range(5)}
+    assert len(draws) == 5
+    monkeypatch.setenv(exercises.PROBE_SEED_ENV, "17")
+    assert list(exercises.probe_rng().integers(0, 100, 5)) == list(
+        exercises.probe_rng().integers(0, 100, 5)
+    )
+    monkeypatch.setenv(exercises.PROBE_SEED_ENV, "seventeen")
+    with pytest.raises(ValueError, match="non-negative integer"):
+        exercises.probe_rng()
+
+
+def test_draw_except_never_returns_the_chapters_values():
+    rng = np.random.default_rng(0)
+    assert {exercises.draw_except(rng, 2, 6, {3, 4}) for _ in range(200)} == {2, 5, 6}
+    with pytest.raises(ValueError, match="no integer"):
+        exercises.draw_except(rng, 3, 4, {3, 4})
+
+
+def test_expect_tensor_names_what_it_got(tf):
+    exercises.expect_tensor(tf.constant([1]))
+    with pytest.raises(Wrong, match=r"a ndarray .* asks for a Tensor.*NumPy values cannot"):
+        exercises.expect_tensor(np.array([1]), name="padded")
+    with pytest.raises(Wrong, match="plain Python"):
+        exercises.expect_tensor([[1, 2]])
+    with pytest.raises(Wrong, match="RaggedTensor"):
+        exercises.expect_tensor(tf.ragged.constant([[1], [2, 3]]))
+
+
+def test_a_libraries_not_implemented_error_is_a_mistake_not_the_template(tf):
+    @tf.function
+    def numpy_inside_a_graph(x):
+        return np.asarray(x)  # TensorFlow raises NotImplementedError: a symbolic tensor
+
+    message = run_as_learner(lambda: numpy_inside_a_graph(tf.constant([1.0])))
+    assert message.startswith("your function raised NotImplementedError: Cannot convert a symbolic")
+    with pytest.raises(NotAttempted):  # the learner's own, as in the template
+        with learner_code():
+            raise NotImplementedError("Write your answer here, then run the check below.")

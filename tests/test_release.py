@@ -14,6 +14,7 @@ from tfcourse.cli import main
 from tfcourse.notebooks import execute, release, strip_solutions
 from tfcourse.notebooks._release import (
     CODE_STUB,
+    SOLUTION_ONLY,
     STUB,
     exercises,
     nbgrader_metadata,
@@ -26,9 +27,15 @@ NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("[0-9][0-9]_*.
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_student_release_runs_and_reports_every_exercise_not_attempted(path, tmp_path, monkeypatch):
+def test_student_release_runs_to_the_end_with_one_wrong_answer(path, tmp_path, monkeypatch):
+    """A learner's wrong answer gets its ✗ and never stops the notebook; the rest are not attempted.
+
+    The wrong answer is the last exercise whose stub is inside a function: it raises instead.
+    """
+    released = release(nbformat.read(path, as_version=4))
+    wrong = _answer_wrongly(released)
     student = tmp_path / path.name
-    nbformat.write(release(nbformat.read(path, as_version=4)), student)
+    nbformat.write(released, student)
     log = tmp_path / "grades.jsonl"
     monkeypatch.setenv("TFCOURSE_RESULTS", str(log))
 
@@ -40,7 +47,38 @@ def test_student_release_runs_and_reports_every_exercise_not_attempted(path, tmp
     chapter = path.name[:2]
     assert len(exercises) >= 4 and all(e.startswith(f"{chapter}.") for e in exercises)
     last_grade = {grade["exercise"]: grade["status"] for grade in grades}
+    assert last_grade.pop(wrong) == "failed"
     assert set(last_grade.values()) == {"not attempted"}, last_grade
+
+
+def _answer_wrongly(nb: nbformat.NotebookNode) -> str:
+    """Make the last exercise whose stub sits in a function body raise; return its number."""
+    for exercise in reversed(exercises(nb)):
+        for index in exercise.answers:
+            source = nb.cells[index].source
+            indented = re.search(rf"^([ \t]+){re.escape(STUB)}", source, re.MULTILINE)
+            if indented:
+                wrong = f'{indented.group(1)}raise ValueError("a wrong answer, on purpose")'
+                nb.cells[index].source = source.replace(indented.group(0), wrong, 1)
+                return exercise.number
+    raise AssertionError("no exercise has its stub inside a function")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_assert_on_a_check_result_is_left_out_of_the_student_release(path):
+    source = nbformat.read(path, as_version=4)
+    asserting = [
+        cell.get("id")
+        for cell in source.cells
+        if cell.cell_type == "code"
+        and re.search(r"^assert\b.*\bresult\.(passed|status)", cell.source, re.M)
+    ]
+    tagged = [
+        cell.get("id") for cell in source.cells if SOLUTION_ONLY in cell.metadata.get("tags", [])
+    ]
+    assert asserting == tagged
+    kept = {cell.get("id") for cell in release(source).cells}
+    assert not kept & set(tagged)
 
 
 def _solution_lines(source: str) -> list[str]:
@@ -76,6 +114,7 @@ def test_no_solution_text_survives_the_release(path):
 def test_release_keeps_every_other_cell_intact(path):
     source = nbformat.read(path, as_version=4)
     student = release(source, chapter=path.name[:2])
+    source.cells = [c for c in source.cells if SOLUTION_ONLY not in c.metadata.get("tags", [])]
     assert [c.get("id") for c in student.cells] == [c.get("id") for c in source.cells]
     for before, after in zip(source.cells, student.cells, strict=True):
         if BEGIN not in before.source:
@@ -96,10 +135,11 @@ def test_release_carries_nbgrader_metadata_with_a_point_per_star(path):
     stars = {e.number: len(re.search(r"★+", source.cells[e.task].source).group()) for e in found}
     assert {e.number: e.points for e in found} == stars
     assert sum(meta.get("points", 0) for meta in marked) == sum(stars.values())
+    by_id = {cell.get("id"): cell for cell in student.cells}
     for exercise in found:
-        answer = student.cells[exercise.answers[0]].metadata["nbgrader"]
+        answer = by_id[source.cells[exercise.answers[0]].get("id")].metadata["nbgrader"]
         assert answer["solution"] and not answer["locked"] and not answer["grade"]
-        check = student.cells[exercise.checks[0]].metadata["nbgrader"]
+        check = by_id[source.cells[exercise.checks[0]].get("id")].metadata["nbgrader"]
         assert check["grade"] and check["locked"] and check["points"] == exercise.points
         assert {"schema_version": 3}.items() <= check.items()
 
@@ -114,6 +154,7 @@ def test_nbgrader_makes_the_same_release(path):
         theirs, {}
     )
     theirs, _ = preprocessors.ClearHiddenTests().preprocess(theirs, resources)
+    theirs.cells = [c for c in theirs.cells if SOLUTION_ONLY not in c.metadata.get("tags", [])]
     ours = release(source)
     preprocessors.CheckCellMetadata().preprocess(ours, {})  # nbgrader's own metadata validation
     assert [c.source for c in ours.cells] == [c.source for c in theirs.cells]

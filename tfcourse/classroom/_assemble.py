@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import nbformat
 
 from tfcourse.notebooks._release import (
+    SOLUTION_ONLY,
     STUB,
     Exercise,
     exercises,
@@ -160,6 +161,8 @@ def assemble(official: nbformat.NotebookNode, submission: nbformat.NotebookNode)
             prelude = _PRELUDE.format(modules=modules, package=_PRIVATE_PACKAGE, private=private)
             graded.cells.append(nbformat.v4.new_code_cell(prelude))
             kinds.append("grader")
+        if SOLUTION_ONLY in cell.metadata.get("tags", []):
+            continue  # verifies the official solution; the student release has no such cell
         cell = copy.deepcopy(cell)
         role = roles.get(index, "course")
         if cell.cell_type == "code":

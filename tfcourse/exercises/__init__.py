@@ -11,6 +11,7 @@ from tfcourse.exercises._expect import (
     expect_dtype,
     expect_finite,
     expect_shape,
+    expect_tensor,
     to_numpy,
 )
 from tfcourse.exercises._framework import (
@@ -25,7 +26,8 @@ from tfcourse.exercises._framework import (
     check,
     results,
 )
-from tfcourse.exercises._learner import call, learner_code, take_all
+from tfcourse.exercises._learner import call, forbid, learner_code, take_all
+from tfcourse.exercises._probes import PROBE_SEED_ENV, draw_except, probe_rng
 
 __all__ = [
     "CheckResult",
@@ -42,6 +44,11 @@ __all__ = [
     "expect_dtype",
     "expect_finite",
     "expect_shape",
+    "expect_tensor",
+    "forbid",
+    "draw_except",
+    "PROBE_SEED_ENV",
+    "probe_rng",
     "learner_code",
     "results",
     "take_all",

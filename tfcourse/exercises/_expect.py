@@ -23,6 +23,23 @@ def to_numpy(value: Any, *, name: str = "your answer") -> np.ndarray:
     return array
 
 
+def expect_tensor(value: Any, *, name: str = "your answer") -> None:
+    """Require a TensorFlow Tensor where the exercise asks for one (not NumPy, not a list)."""
+    import tensorflow as tf
+
+    if isinstance(value, tf.Tensor):
+        return
+    if isinstance(value, tf.RaggedTensor):
+        raise Wrong(
+            f"{name} is a RaggedTensor; the exercise asks for a dense Tensor (.to_tensor())."
+        )
+    made = "NumPy" if isinstance(value, (np.ndarray, np.generic)) else "plain Python"
+    raise Wrong(
+        f"{name} is {_describe(value)}: the exercise asks for a Tensor. Compute it with "
+        f"TensorFlow ops, so that it also runs inside tf.function; {made} values cannot."
+    )
+
+
 def expect_shape(array: np.ndarray, shape: tuple[int, ...], *, name: str = "your answer") -> None:
     """Check the shape, with a hint for a transposed or an extra/missing axis of size 1."""
     if array.shape == tuple(shape):

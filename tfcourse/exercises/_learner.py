@@ -9,9 +9,13 @@ never the "bug in the course" error, and never hangs the notebook.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
+import importlib
+import inspect
 import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -34,9 +38,10 @@ class _OutOfTime(BaseException):
 def learner_code(what: str = "your function", *, seconds: float | None = None) -> Iterator[None]:
     """Run the block as learner code: its failures become `Wrong`, and it gets a time budget.
 
-    ``NotImplementedError`` (the unanswered template) becomes `NotAttempted`. `SystemExit` and a
-    ``KeyboardInterrupt`` the learner raised become `Wrong`; a real interrupt (the learner pressing
-    stop, a SIGINT) still stops the cell. Blocks may nest; the earliest deadline wins.
+    ``NotImplementedError`` raised by the learner's code (the unanswered template) becomes
+    `NotAttempted`; one raised inside TensorFlow or Keras is a mistake like any other. `SystemExit`
+    and a ``KeyboardInterrupt`` the learner raised become `Wrong`; a real interrupt (the learner
+    pressing stop, a SIGINT) still stops the cell. Blocks may nest; the earliest deadline wins.
 
     Args:
         what: What the block runs, in the learner's words, e.g. ``"iterating your dataset"``.
@@ -49,12 +54,19 @@ def learner_code(what: str = "your function", *, seconds: float | None = None) -
     """
     budget = TIME_BUDGET if seconds is None else seconds
     stop = _UserStop()
+    calls = _ForbiddenCalls()
     try:
-        with _time_limit(budget), stop.watch():
+        with _time_limit(budget), stop.watch(), calls.watch():
             yield
-    except (Wrong, NotAttempted):
+    except Wrong:
+        calls.raise_if_any()
+        raise
+    except NotAttempted:
         raise
     except NotImplementedError as error:
+        if _raised_by_library(error):  # e.g. TensorFlow's ".numpy() is only available eagerly"
+            calls.raise_if_any()
+            raise Wrong(f"{what} raised {_plain_error(error)}") from error
         raise NotAttempted from error
     except _OutOfTime:
         raise Wrong(
@@ -71,7 +83,9 @@ def learner_code(what: str = "your function", *, seconds: float | None = None) -
             "return your answer instead."
         ) from error
     except BaseException as error:
+        calls.raise_if_any()
         raise Wrong(f"{what} raised {_plain_error(error)}") from error
+    calls.raise_if_any()
 
 
 def call(fn: Any, *args: Any, name: str = "your function", **kwargs: Any) -> Any:
@@ -158,15 +172,112 @@ def _drain(
         failure.append(error)
 
 
+_LIBRARIES = re.compile(r"(tensorflow|keras|tf_keras|numpy|jax|torch)(\.|$)")
+
+
+def _raised_by_library(error: BaseException) -> bool:
+    """Whether `error`, or an error it was raised from, came from a library's innermost frame.
+
+    TensorFlow and Keras re-raise an error with a filtered traceback, so the whole chain is read.
+    """
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        traceback = link.__traceback__
+        while traceback is not None and traceback.tb_next is not None:
+            traceback = traceback.tb_next
+        if traceback is not None and _LIBRARIES.match(
+            str(traceback.tb_frame.f_globals.get("__name__", ""))
+        ):
+            return True
+        link = link.__cause__ or link.__context__
+    return False
+
+
 _INTERNALS = re.compile(r"\{\{(function_)?node [^}]*\}\}|\s*name:\s*$|\[\[.*?\]\]")
 
 
 def _plain_error(error: BaseException) -> str:
     """An exception as one short line, ``"Type: message"``, without TensorFlow's graph internals."""
     lines = [_INTERNALS.sub("", line).strip() for line in str(error).splitlines()]
-    text = next((line for line in lines if line), "")
+    lines = [line for line in lines if line]
     name = type(error).__name__
+    if lines and lines[0] == "in user code:":  # tf.function: the message is the last line
+        lines = [re.sub(rf"^{re.escape(name)}:\s*", "", lines[-1])]
+    text = lines[0] if lines else ""
     return _one_line(f"{name}: {text}" if text else name, limit=200)
+
+
+_FORBIDDEN: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar(
+    "forbidden", default=()
+)
+
+
+@contextlib.contextmanager
+def forbid(target: str, message: str) -> Iterator[None]:
+    """Within the block, learner code that calls `target` is `Wrong`, with `message`.
+
+    For the course's own answer to an exercise, so that wrapping it does not pass: ``target`` is a
+    dotted name, ``"tfcourse.decoding.beam_search"``, or a class, ``"keras.layers.SimpleRNNCell"``
+    (any of the methods it defines). A call counts however the learner reached it: an alias, a
+    subclass, a wrapper. Blocks nest.
+    """
+    token = _FORBIDDEN.set((*_FORBIDDEN.get(), (target, message)))
+    try:
+        yield
+    finally:
+        _FORBIDDEN.reset(token)
+
+
+def _code_objects(target: str) -> list[Any]:
+    module_name, _, attribute = target.rpartition(".")
+    value: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        value = getattr(value, part)
+    functions = vars(value).values() if isinstance(value, type) else [value]
+    codes = []
+    for function in functions:
+        function = getattr(function, "__func__", function)  # classmethod, staticmethod
+        code = getattr(inspect.unwrap(function), "__code__", None) if callable(function) else None
+        if code is not None:
+            codes.append(code)
+    return codes
+
+
+class _ForbiddenCalls:
+    """Watches learner code for calls into the functions `forbid` named (a profile hook)."""
+
+    def __init__(self) -> None:
+        self.messages: dict[Any, str] = {}
+        for target, message in _FORBIDDEN.get():
+            for code in _code_objects(target):
+                self.messages.setdefault(code, message)
+        self.found: str | None = None
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[None]:
+        if not self.messages:
+            yield
+            return
+        previous = sys.getprofile()
+        messages = self.messages
+
+        def hook(frame: Any, event: str, arg: Any) -> None:
+            if event == "call" and self.found is None and frame.f_code in messages:
+                self.found = messages[frame.f_code]
+            if previous is not None:
+                previous(frame, event, arg)
+
+        sys.setprofile(hook)
+        try:
+            yield
+        finally:
+            sys.setprofile(previous)
+
+    def raise_if_any(self) -> None:
+        if self.found is not None:
+            raise Wrong(self.found)
 
 
 class _UserStop:

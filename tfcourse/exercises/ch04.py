@@ -10,9 +10,16 @@ from typing import Any
 
 import numpy as np
 
-from tfcourse.exercises._expect import expect_dtype, expect_finite, expect_shape, to_numpy
+from tfcourse.exercises._expect import (
+    expect_dtype,
+    expect_finite,
+    expect_shape,
+    expect_tensor,
+    to_numpy,
+)
 from tfcourse.exercises._framework import NotAttempted, Wrong, _describe, check
-from tfcourse.exercises._learner import call, learner_code
+from tfcourse.exercises._learner import call, forbid, learner_code
+from tfcourse.exercises._probes import draw_except, probe_rng
 
 __all__ = [
     "NAME_ACCURACY_FLOOR",
@@ -64,8 +71,9 @@ PAD_CASES: tuple[list[list[int]], ...] = (
 
 @check("04.1", "pad a batch, and mask it by length")
 def check_pad_and_mask(pad_and_mask: Callable[[list[list[int]]], Any]) -> str:
-    """Check `pad_and_mask(sequences)` on batches that hold zeros, an empty sequence and one row."""
-    for sequences in PAD_CASES:
+    """Check `pad_and_mask(sequences)` on batches that hold zeros, an empty sequence and one row,
+    then on batches drawn afresh each run, whose longest sequence is never the first."""
+    for sequences in [*PAD_CASES, *_drawn_pad_cases(probe_rng())]:
         result = call(pad_and_mask, [list(row) for row in sequences], name="pad_and_mask")
         padded, mask = _padded_and_mask(result)
         lengths = [len(row) for row in sequences]
@@ -73,9 +81,20 @@ def check_pad_and_mask(pad_and_mask: Callable[[list[list[int]]], Any]) -> str:
         _expect_padded(padded, expected, sequences)
         _expect_mask(mask, lengths, expected, sequences)
     return (
-        "post-pads with 0 into int64 and masks by length, for zeros, an empty sequence, one "
-        "sequence and equal lengths."
+        "post-pads with 0 into int64 Tensors and masks by length, for zeros, an empty sequence, "
+        "one sequence, equal lengths and batches drawn at random."
     )
+
+
+def _drawn_pad_cases(rng: np.random.Generator, count: int = 3) -> list[list[list[int]]]:
+    """Batches of 2-6 sequences of ids 0-9, the longest one never first, lengths 0-9."""
+    cases = []
+    for _ in range(count):
+        rows = int(rng.integers(2, 7))
+        lengths = rng.integers(0, 9, rows)
+        lengths[int(rng.integers(1, rows))] = int(lengths.max()) + 1  # longest, not first
+        cases.append([rng.integers(0, 10, int(n)).tolist() for n in lengths])
+    return cases
 
 
 def _post_padded(sequences: Sequence[Sequence[int]], *, fill: int, pre: bool = False) -> np.ndarray:
@@ -106,6 +125,7 @@ def _padded_and_mask(result: Any) -> tuple[Any, Any]:
 def _expect_padded(value: Any, expected: np.ndarray, sequences: list[list[int]]) -> None:
     if _is_ragged(value):
         raise Wrong("padded is a RaggedTensor: pad it into a dense Tensor with .to_tensor().")
+    expect_tensor(value, name="padded")
     with learner_code("converting your padded Tensor"):
         padded = to_numpy(value, name="padded")
     if padded.dtype == np.bool_:
@@ -145,6 +165,7 @@ def _expect_mask(
 ) -> None:
     if _is_ragged(value):
         raise Wrong("mask is a RaggedTensor: return a dense boolean Tensor (tf.sequence_mask).")
+    expect_tensor(value, name="mask")
     with learner_code("converting your mask"):
         mask = to_numpy(value, name="mask")
     expect_shape(mask, padded.shape, name=f"for {sequences}, mask")
@@ -188,26 +209,59 @@ def check_name_classifier(
 ) -> str:
     """Check `train_name_classifier(train_ds, val_ds)`'s `classify` on the held-out test names.
 
-    `classify(names)` must map a list of names to logits of shape (len(names), 10) in the order of
-    the dataset's classes (softmax probabilities are accepted too: they rank the classes alike),
-    give a name the same logits alone and beside a longer name, and reach `NAME_ACCURACY_FLOOR`.
+    The check relabels the classes with a permutation drawn afresh each run, in `train_ds`,
+    `val_ds` and the test labels alike, so that only a model trained on the datasets it is given
+    can pass (not one trained earlier, nor one trained on the notebook's own datasets).
+    `classify(names)` must map a list of names to logits of shape (len(names), 10) in the order
+    of those labels (softmax probabilities are accepted too: they rank the classes alike), give a
+    name the same logits alone and beside a longer name, and reach `NAME_ACCURACY_FLOOR`.
     """
     from tfcourse import data
 
-    classify = _trained_classifier(train_name_classifier, train_ds, val_ds)
+    relabel = _derangement(probe_rng(), len(data.spec("names").classes))
+    classify = _trained_classifier(
+        train_name_classifier, _relabelled(train_ds, relabel), _relabelled(val_ds, relabel)
+    )
     columns = data.load_numpy("names", "test")
-    names, labels = [str(name) for name in columns["name"]], columns["label"]
+    names, labels = [str(name) for name in columns["name"]], relabel[columns["label"]]
     logits = np.concatenate(
         [_classify(classify, names[i : i + _NAME_BATCH]) for i in range(0, len(names), _NAME_BATCH)]
     )
     _expect_batch_independent(classify, names)
-    accuracy = float(np.mean(logits.argmax(axis=1) == labels))
+    predicted = logits.argmax(axis=1)
+    accuracy = float(np.mean(predicted == labels))
     if accuracy < NAME_ACCURACY_FLOOR:
-        raise Wrong(_accuracy_mistake(logits.argmax(axis=1), labels, data.spec("names").classes))
+        if np.mean(predicted == columns["label"]) >= NAME_ACCURACY_FLOOR:
+            raise Wrong(
+                "classify answers with the notebook's label ids, not with those of the train_ds "
+                "it was given: the check relabels the classes to tell. Train a new model on the "
+                "train_ds argument; don't reuse a trained model or the notebook's datasets."
+            )
+        classes = [data.spec("names").classes[i] for i in np.argsort(relabel)]
+        raise Wrong(_accuracy_mistake(predicted, labels, classes))
     return (
         f"{accuracy:.1%} accuracy on the {len(names)} test names (the floor is "
-        f"{NAME_ACCURACY_FLOOR:.0%}), and a name's logits do not depend on its batch."
+        f"{NAME_ACCURACY_FLOOR:.0%}) with the classes relabelled, and a name's logits do not "
+        "depend on its batch."
     )
+
+
+def _derangement(rng: np.random.Generator, count: int) -> np.ndarray:
+    """A permutation of range(count) that moves every class."""
+    while True:
+        relabel = rng.permutation(count)
+        if not np.any(relabel == np.arange(count)):
+            return relabel
+
+
+def _relabelled(dataset: Any, relabel: np.ndarray) -> Any:
+    """`dataset` of (ids, label) with label i replaced by relabel[i]."""
+    import tensorflow as tf
+
+    with learner_code("relabelling the dataset you passed"):
+        return dataset.map(
+            lambda ids, label: (ids, tf.gather(tf.constant(relabel, label.dtype), label))
+        )
 
 
 def _trained_classifier(train: Any, train_ds: Any, val_ds: Any) -> Callable[[list[str]], Any]:
@@ -259,12 +313,19 @@ def _classify(classify: Callable[[list[str]], Any], names: list[str]) -> np.ndar
 def _expect_batch_independent(classify: Callable[[list[str]], Any], names: list[str]) -> None:
     short, long = min(names, key=len), max(names, key=len)
     alone = _classify(classify, [short])[0]
+    pair = _classify(classify, [short, long])
+    if np.allclose(alone, 1.0) or np.allclose(pair.sum(axis=0), 1.0, atol=1e-4):
+        raise Wrong(
+            "classify normalises over the batch (a softmax over axis 0), so a name's scores "
+            "depend on the other names: return the logits, or a softmax over the classes "
+            "(axis=-1)."
+        )
     if not np.allclose(_classify(classify, [short])[0], alone, rtol=1e-4, atol=1e-4):
         raise Wrong(
             f"classify gives {short!r} other logits each time it is called: call the model "
             "with training=False, so that dropout is off."
         )
-    beside = _classify(classify, [short, long])[0]
+    beside = pair[0]
     if not np.allclose(beside, alone, rtol=1e-4, atol=1e-4):
         gap = float(np.abs(beside - alone).max())
         raise Wrong(
@@ -304,7 +365,8 @@ SAMPLE_ROWS = np.array(
 SAMPLE_CASES: tuple[tuple[float, int | None], ...] = ((1.0, None), (2.0, None), (0.5, 3), (1.5, 2))
 #: Exercise 04.3: draws per row, and the most standard errors a frequency may be off.
 SAMPLE_DRAWS, SAMPLE_Z_LIMIT = 10_000, 5.0
-_SEED, _OTHER_SEED = [4, 2], [5, 7]
+#: The seed of the frequency tests; the seed tests draw theirs afresh each run.
+_SEED = [4, 2]
 
 
 @check("04.3", "top-k sampling with a temperature")
@@ -319,10 +381,15 @@ def check_sample(sample: Callable[..., Any]) -> str:
     for temperature, k in SAMPLE_CASES:
         _expect_distribution(sample, temperature, k)
     _expect_argmax(sample, 0.01)
-    _expect_seeded(sample)
+    rng = probe_rng()
+    seed = [int(part) for part in rng.integers(0, 2**31 - 1, 2)]
+    _expect_seeded(sample, seed, rng)
+    _expect_one_row(sample, seed)
+    _expect_in_graph_sample(sample, seed)
     return (
         "draws from softmax(top-k(logits) / temperature) per row, returns the argmax at "
-        "temperature 0, and repeats its draws for the same seed."
+        "temperature 0, repeats its draws for the same seed (and changes them with either part "
+        "of it), for one row too and inside tf.function."
     )
 
 
@@ -332,6 +399,7 @@ def _draw(
     import tensorflow as tf
 
     result = call(sample, tf.constant(logits), temperature, k, list(seed), name="sample")
+    expect_tensor(result, name="the output of sample")
     with learner_code("converting the output of sample"):
         ids = to_numpy(result, name="the output of sample")
     expect_shape(ids, (len(logits),), name=f"the output of sample for {len(logits)} rows")
@@ -475,60 +543,109 @@ def _entropy(probabilities: np.ndarray) -> float:
     return float(-(positive * np.log(positive)).sum())
 
 
-def _expect_seeded(sample: Callable[..., Any]) -> None:
+def _expect_seeded(sample: Callable[..., Any], seed: list[int], rng: np.random.Generator) -> None:
     logits = np.tile(SAMPLE_ROWS, (500, 1))
-    first = _draw(sample, logits, 1.0, None, _SEED)
-    if not np.array_equal(first, _draw(sample, logits, 1.0, None, _SEED)):
+    first = _draw(sample, logits, 1.0, None, seed)
+    if not np.array_equal(first, _draw(sample, logits, 1.0, None, seed)):
         raise Wrong(
             "two calls with the same seed drew different ids: draw with "
             "tf.random.stateless_categorical(..., seed=seed), not tf.random.categorical."
         )
-    if np.array_equal(first, _draw(sample, logits, 1.0, None, _OTHER_SEED)):
+    for part in (0, 1):
+        other = list(seed)
+        other[part] = (seed[part] + int(rng.integers(1, 1000))) % (2**31 - 1)
+        if np.array_equal(first, _draw(sample, logits, 1.0, None, other)):
+            raise Wrong(
+                f"the seeds {seed} and {other}, which differ only in seed[{part}], drew the same "
+                "ids: pass the whole seed on to tf.random.stateless_categorical (the chapter's "
+                "generator varies seed[1] from step to step)."
+            )
+
+
+def _expect_one_row(sample: Callable[..., Any], seed: list[int]) -> None:
+    """A batch of one row, as the chapter's generator samples, still gives shape (1,)."""
+    _draw(sample, SAMPLE_ROWS[:1], 1.0, 3, seed)
+
+
+def _expect_in_graph_sample(sample: Callable[..., Any], seed: list[int]) -> None:
+    """In `tf.function`, as the chapter's generator runs it, the same seed draws the same ids."""
+    import tensorflow as tf
+
+    logits = np.tile(SAMPLE_ROWS, (50, 1))
+    eager = _draw(sample, logits, 1.0, 3, seed)
+    with learner_code("sample inside tf.function (as the chapter's generator runs it)"):
+        graph = tf.function(lambda x, s: sample(x, 1.0, 3, s))(
+            tf.constant(logits), tf.constant(seed, tf.int64)
+        )
+        graph = to_numpy(graph, name="the output of sample inside tf.function")
+    if graph.shape != eager.shape or not np.array_equal(graph, eager):
         raise Wrong(
-            "calls with different seeds drew the same ids: pass seed on to "
-            "tf.random.stateless_categorical."
+            "inside tf.function it drew other ids than eagerly for the same seed: draw with "
+            "tf.random.stateless_categorical(logits, 1, seed=seed), whose draws depend on the "
+            "seed alone."
         )
 
 
 # 04.4 -------------------------------------------------------------------------------------------
-_UNITS, _FEATURES, _STEPS = 4, 3, 6
+_STEPS = 6
 _WEIGHT_NAMES = ("kernel", "recurrent_kernel", "bias")
-_WEIGHT_SHAPES = ((_FEATURES, _UNITS), (_UNITS, _UNITS), (_UNITS,))
+#: The sizes of the chapter's example cell (3 features, 4 units): the check never probes with them.
+_CHAPTER_FEATURES, _CHAPTER_UNITS = 3, 4
+_DELEGATED = (
+    "MinimalRNNCell runs Keras's own SimpleRNNCell: write build (add_weight) and call "
+    "(the tanh step) yourself."
+)
+
+
+def _weight_shapes(features: int, units: int) -> tuple[tuple[int, ...], ...]:
+    return ((features, units), (units, units), (units,))
 
 
 @check("04.4", "a recurrent cell as a Keras layer")
 def check_rnn_cell(cell_class: type) -> str:
     """Check `MinimalRNNCell` inside `keras.layers.RNN` against `SimpleRNN` with the same weights.
 
-    It compares outputs on a batch and on a padded, masked batch, and the gradients with respect to
-    the three weights.
+    The sizes are drawn afresh each run (never the chapter's 3 features and 4 units). It compares
+    outputs on a batch, inside `tf.function`, and on a padded, masked batch, and the gradients with
+    respect to the three weights and to the inputs. A cell that runs Keras's `SimpleRNNCell` fails.
     """
     import keras
 
-    cell, layer = _wrapped_cell(cell_class)
-    weights = _expect_weights(cell)
-    reference = keras.layers.SimpleRNN(_UNITS, return_sequences=True)
-    reference.build((None, None, _FEATURES))
-    values = _random_weights()
-    reference.set_weights(values)
-    with learner_code("loading SimpleRNN's weights into your cell"):
-        for weight, value in zip(weights, values, strict=True):
-            weight.assign(value)
-    x = np.random.default_rng(1).normal(size=(3, _STEPS, _FEATURES)).astype(np.float32)
-    _expect_outputs(layer, reference, x, None, values)
-    _expect_gradients(layer, reference, weights, x)
-    _expect_outputs(layer, reference, x, _length_mask([6, 4, 1], _STEPS), values)
-    return "with SimpleRNN's weights, its outputs (masked too) and gradients match SimpleRNN's."
+    rng = probe_rng()
+    features = draw_except(rng, 2, 9, {_CHAPTER_FEATURES, _CHAPTER_UNITS})
+    units = draw_except(rng, 2, 9, {_CHAPTER_FEATURES, _CHAPTER_UNITS, features})
+    with forbid("keras.layers.SimpleRNNCell", _DELEGATED):
+        cell, layer = _wrapped_cell(cell_class, features, units)
+        weights = _expect_weights(cell, features, units)
+        reference = keras.layers.SimpleRNN(units, return_sequences=True)
+        reference.build((None, None, features))
+        values = _random_weights(rng, features, units)
+        reference.set_weights(values)
+        with learner_code("loading SimpleRNN's weights into your cell"):
+            for weight, value in zip(weights, values, strict=True):
+                weight.assign(value)
+        x = rng.normal(size=(3, _STEPS, features)).astype(np.float32)
+        _expect_outputs(layer, reference, x, None, values)
+        _expect_in_graph(layer, reference, x)
+        _expect_gradients(layer, reference, weights, x, rng)
+        lengths = [_STEPS, int(rng.integers(2, _STEPS)), 1]
+        _expect_outputs(layer, reference, x, _length_mask(lengths, _STEPS), values)
+    return (
+        f"with SimpleRNN's weights ({features} features, {units} units), its outputs (masked and "
+        "inside tf.function too) and gradients (to the weights and the inputs) match SimpleRNN's."
+    )
 
 
-def _wrapped_cell(cell_class: Any) -> tuple[Any, Any]:
+def _wrapped_cell(cell_class: Any, features: int, units: int) -> tuple[Any, Any]:
     import keras
 
     if isinstance(cell_class, keras.layers.Layer):
         raise Wrong("pass the class itself, MinimalRNNCell, not an instance of it.")
-    cell = call(cell_class, _UNITS, name=f"MinimalRNNCell({_UNITS})")
+    if isinstance(cell_class, type) and issubclass(cell_class, keras.layers.SimpleRNNCell):
+        raise Wrong(_DELEGATED)
+    cell = call(cell_class, units, name=f"MinimalRNNCell({units})")
     if not isinstance(cell, keras.layers.Layer):
-        raise Wrong(f"MinimalRNNCell({_UNITS}) should be a keras Layer, not {_describe(cell)}")
+        raise Wrong(f"MinimalRNNCell({units}) should be a keras Layer, not {_describe(cell)}")
     with learner_code("reading your cell's state_size"):
         state_size = getattr(cell, "state_size", None)
     if state_size is None:
@@ -536,40 +653,53 @@ def _wrapped_cell(cell_class: Any) -> tuple[Any, Any]:
     with _keras_code("keras.layers.RNN(your cell)"):
         layer = keras.layers.RNN(cell, return_sequences=True)
     with _keras_code("building your cell (its build method)"):
-        layer.build((None, None, _FEATURES))
+        layer.build((None, None, features))
     return cell, layer
 
 
-def _expect_weights(cell: Any) -> list[Any]:
+def _expect_weights(cell: Any, features: int, units: int) -> list[Any]:
     with learner_code("reading your cell's weights"):
         weights = list(cell.weights)
         shapes = [tuple(int(d) for d in weight.shape) for weight in weights]
-    wanted = ", ".join(f"{n} {s}" for n, s in zip(_WEIGHT_NAMES, _WEIGHT_SHAPES, strict=True))
+    expected_shapes = _weight_shapes(features, units)
+    wanted = ", ".join(f"{n} {s}" for n, s in zip(_WEIGHT_NAMES, expected_shapes, strict=True))
     if not shapes:
         raise Wrong(
             "the cell has no weights after build(): create them in build() with "
             f"self.add_weight ({wanted})."
         )
-    if shapes == list(_WEIGHT_SHAPES):
+    if shapes == list(expected_shapes):
         return weights
-    if sorted(shapes) == sorted(_WEIGHT_SHAPES):
+    if sorted(shapes) == sorted(expected_shapes):
         raise Wrong(f"its weights come in the order {shapes}; create {wanted}, in that order.")
-    if len(shapes) != len(_WEIGHT_SHAPES):
+    if len(shapes) != len(expected_shapes):
         raise Wrong(f"the cell has {len(shapes)} weights, {shapes}; expected 3: {wanted}.")
-    for name, shape, expected in zip(_WEIGHT_NAMES, shapes, _WEIGHT_SHAPES, strict=True):
+    for name, shape, expected in zip(_WEIGHT_NAMES, shapes, expected_shapes, strict=True):
         if shape != expected:
-            flipped = " (transposed: input features × units)" if shape == expected[::-1] else ""
-            raise Wrong(f"its {name} has shape {shape}, expected {expected}{flipped}.")
+            raise Wrong(_shape_mistake(name, shape, expected, features, units))
     return weights
 
 
-def _random_weights() -> list[np.ndarray]:
+def _shape_mistake(
+    name: str, shape: tuple[int, ...], expected: tuple[int, ...], features: int, units: int
+) -> str:
+    text = f"for {features} input features and {units} units, its {name} has shape {shape}, "
+    if shape == expected[::-1]:
+        return text + f"expected {expected} (transposed: input features × units)."
+    if set(shape) & {_CHAPTER_FEATURES, _CHAPTER_UNITS} and not set(shape) <= {features, units}:
+        return text + (
+            f"expected {expected}: take the sizes from units and from input_shape[-1] in build, "
+            "not from the chapter's example."
+        )
+    return text + f"expected {expected}."
+
+
+def _random_weights(rng: np.random.Generator, features: int, units: int) -> list[np.ndarray]:
     """Weights large enough that a missing tanh or bias changes the outputs."""
-    rng = np.random.default_rng(0)
     scales = (0.8, 0.5, 0.5)
     return [
         (scale * rng.normal(size=shape)).astype(np.float32)
-        for scale, shape in zip(scales, _WEIGHT_SHAPES, strict=True)
+        for scale, shape in zip(scales, _weight_shapes(features, units), strict=True)
     ]
 
 
@@ -607,7 +737,7 @@ def _unroll(x: np.ndarray, values: list[np.ndarray], mistake: str = "") -> np.nd
     activation = {"linear": lambda z: z, "relu": lambda z: np.maximum(z, 0.0),
                   "sigmoid": lambda z: 1 / (1 + np.exp(-z))}.get(mistake, np.tanh)  # fmt: skip
     recurrent = recurrent.T if mistake == "transposed" else recurrent
-    state, outputs = np.zeros((x.shape[0], _UNITS)), []
+    state, outputs = np.zeros((x.shape[0], recurrent.shape[0])), []
     for t in range(x.shape[1]):
         fed = 0 * state if mistake == "no_feedback" else state
         new = activation(x[:, t] @ kernel + fed @ recurrent + (0 if mistake == "no_bias" else bias))
@@ -638,28 +768,56 @@ def _cell_mistake(outputs: np.ndarray, x: np.ndarray, values: list[np.ndarray]) 
     )
 
 
-def _expect_gradients(layer: Any, reference: Any, weights: list[Any], x: np.ndarray) -> None:
-    """A second call on the same batch gives the same outputs, and SimpleRNN's gradients."""
+def _expect_in_graph(layer: Any, reference: Any, x: np.ndarray) -> None:
+    """The layer inside `tf.function`, as `fit()` runs it, gives the eager outputs."""
     import tensorflow as tf
 
-    probe = np.random.default_rng(2).normal(size=(*x.shape[:2], _UNITS)).astype(np.float32)
+    with _keras_code("RNN(your cell) inside tf.function (as fit() runs it)"):
+        outputs = tf.function(lambda inputs: layer(inputs))(tf.constant(x))
+        outputs = to_numpy(outputs, name="the output of RNN(your cell) in tf.function")
+    if not np.allclose(outputs, np.asarray(reference(x)), rtol=1e-4, atol=1e-5):
+        raise Wrong(
+            "its outputs match SimpleRNN's eagerly but not inside tf.function: compute call "
+            "with TensorFlow ops only, no .numpy() or Python branches on tensor values."
+        )
+
+
+def _expect_gradients(
+    layer: Any, reference: Any, weights: list[Any], x: np.ndarray, rng: np.random.Generator
+) -> None:
+    """A second call on the same batch gives the same outputs, and SimpleRNN's gradients with
+    respect to the weights and to the inputs (an Embedding below the cell trains through them)."""
+    import tensorflow as tf
+
+    probe = rng.normal(size=(*x.shape[:2], layer.cell.state_size)).astype(np.float32)
+    inputs = tf.constant(x)
     with tf.GradientTape() as tape:
-        expected_outputs = reference(x)
+        tape.watch(inputs)
+        expected_outputs = reference(inputs)
         loss = tf.reduce_sum(expected_outputs * probe)
-    expected = tape.gradient(loss, reference.weights)
+    *expected, expected_input = tape.gradient(loss, [*reference.weights, inputs])
     with _keras_code("the gradient through RNN(your cell)"), tf.GradientTape() as tape:
-        outputs = tf.cast(layer(x), tf.float32)
-        gradients = tape.gradient(tf.reduce_sum(outputs * probe), weights)
+        tape.watch(inputs)
+        outputs = tf.cast(layer(inputs), tf.float32)
+        *gradients, input_gradient = tape.gradient(
+            tf.reduce_sum(outputs * probe), [*weights, inputs]
+        )
     if not np.allclose(np.asarray(outputs), np.asarray(expected_outputs), rtol=1e-4, atol=1e-5):
         raise Wrong(
             "called again on the same batch, it gives other outputs: compute each step from "
             "inputs and states alone, with no state kept in attributes of the cell."
         )
-    for name, gradient, wanted in zip(_WEIGHT_NAMES, gradients, expected, strict=True):
+    for name, gradient, wanted in zip(
+        [*_WEIGHT_NAMES, "the inputs"],
+        [*gradients, input_gradient],
+        [*expected, expected_input],
+        strict=True,
+    ):
         if gradient is None:
             raise Wrong(
-                f"the gradient with respect to {name} is None: keep the weight trainable, and "
-                "compute call with TensorFlow ops (@, tf.tanh) on it, not NumPy or .numpy()."
+                f"the gradient with respect to {name} is None: keep the weights trainable, and "
+                "compute call with TensorFlow ops (@, tf.tanh), not NumPy, .numpy() or "
+                "tf.stop_gradient; a layer below the cell (an Embedding) trains through it."
             )
         if not np.allclose(np.asarray(gradient), np.asarray(wanted), rtol=1e-4, atol=1e-5):
             raise Wrong(

@@ -15,6 +15,9 @@ import nbformat
 from tfcourse.notebooks._structure import BEGIN, END, _section
 
 STUB = 'raise NotImplementedError("Write your answer here, then run the check below.")'
+#: The tag of a cell that verifies the full edition's own solution (an assert that the check
+#: passed): the student release leaves it out, so that a wrong answer never stops the notebook.
+SOLUTION_ONLY = "solution-only"
 #: nbgrader's code stub for this course (`ClearSolutions.code_stub`), before indentation.
 CODE_STUB = f"# YOUR CODE HERE\n{STUB}"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -150,12 +153,17 @@ def nbgrader_metadata(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 def release(nb: nbformat.NotebookNode, *, chapter: str | None = None) -> nbformat.NotebookNode:
     """A copy of `nb` for students: no solutions, no hidden tests, no outputs that give them away.
 
+    Cells tagged `SOLUTION_ONLY` are left out.
+
     Every code cell that held a solution, and every cell that calls a check, loses its outputs;
     solution cells are shown expanded so the stub is visible. Exercise cells carry nbgrader's
     metadata (see `nbgrader_metadata`); everything else is left as it is. Introduced in
     `00_welcome_and_setup`.
     """
     student = nbgrader_metadata(nb)
+    student.cells = [
+        cell for cell in student.cells if SOLUTION_ONLY not in cell.metadata.get("tags", [])
+    ]
     for cell in student.cells:
         if cell.cell_type != "code":
             continue
