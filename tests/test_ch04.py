@@ -150,6 +150,16 @@ def test_check_pad_and_mask(tf, answer, status, fragment):
     assert_result(ch04.check_pad_and_mask(answer), status, fragment)
 
 
+@pytest.mark.parametrize("seed", range(25))
+def test_right_answers_pass_every_drawn_probe(tf, monkeypatch, seed):
+    monkeypatch.setenv("TFCOURSE_PROBE_SEED", str(seed))
+    assert ch04.check_pad_and_mask(pad_and_mask).passed
+    assert ch04.check_sample(sample).passed
+    if seed < 8:  # a Keras layer per run: fewer
+        assert ch04.check_rnn_cell(cell_class()).passed
+        assert ch04.check_rnn_cell(cell_class(state="tensor")).passed
+
+
 def test_check_pad_and_mask_rejects_a_ragged_tensor(tf):
     ragged = lambda s: tf.ragged.constant(s, dtype=tf.int64)  # noqa: E731
     result = ch04.check_pad_and_mask(ragged)

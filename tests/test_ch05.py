@@ -141,7 +141,7 @@ def numpy_default_dtype(tokens, start_id, end_id):
         (pair("no_start"), "failed", "the decoder inputs have no START"),
         (pair("pad_first"), "failed", "tf.pad fills with 0 unless you pass constant_values"),
         (pair("shifted_left"), "failed", "the tokens shifted left, with START after them"),
-        (pair("inputs_with_end"), "failed", "the decoder inputs contain END"),
+        (pair("inputs_with_end"), "passed", "returns (START then the tokens"),  # cell 14's way
         (pair("chapter_shift"), "failed", "tokens[:, :-1] drops each row's last token"),
         (pair("inputs_padding"), "failed", "it changes the padding"),
         (pair("swapped"), "failed", "return the inputs first"),
@@ -239,11 +239,12 @@ def attention(*, axis=-1, mask="where", fill=-1e9, scale=False, scores="q.k"):
     ("answer", "status", "fragment"),
     [
         (attention_weights, "passed", "softmax over the keys of the unscaled dot products"),
-        (keras_attention, "passed", "as keras.layers.Attention() computes them"),
+        (keras_attention, "failed", "runs keras.layers.Attention: compute the scores"),
         (attention(fill=float("-inf")), "passed", "exactly no weight on padded keys"),
         (attention(mask="add", fill=-1e4), "passed", "exactly no weight"),
-        (lambda q, k, m: ch05.reference_attention(q, k, m), "passed", "rows that sum to 1"),
-        (lambda q, k, m: keras_attention(q, k, m), "passed", "keras.layers.Attention()"),
+        (lambda q, k, m: ch05.reference_attention(q, k, m), "failed", "own reference_attention"),
+        (lambda q, k, m: keras_attention(q, k, m), "failed", "runs keras.layers.Attention"),
+        (attention(fill=-30.0), "failed", "padded keys get weights up to"),
         (
             lambda q, k, m: (attention_weights(q, k, m), q),
             "failed",
@@ -276,6 +277,15 @@ def attention(*, axis=-1, mask="where", fill=-1e9, scale=False, scores="q.k"):
 )
 def test_check_attention_weights(tf, answer, status, fragment):
     assert_result(ch05.check_attention_weights(answer), status, fragment)
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_right_answers_pass_every_drawn_probe(tf, monkeypatch, seed):
+    monkeypatch.setenv("TFCOURSE_PROBE_SEED", str(seed))
+    assert ch05.check_teacher_forcing(teacher_forcing_pair).passed
+    assert ch05.check_teacher_forcing(pair("inputs_with_end")).passed
+    assert ch05.check_attention_weights(attention_weights).passed
+    assert ch05.check_attention_weights(attention(fill=float("-inf"))).passed
 
 
 @pytest.mark.parametrize("case", range(len(ch05.ATTENTION_CASES)))
@@ -319,7 +329,7 @@ def greedy_row_by_row(step_fn, initial_state, start_id, end_id, max_length):
 
 
 def course_search(search, *, beams=False):
-    """An answer that calls tfcourse.decoding's search: the check must agree with it."""
+    """An answer that hands the work to tfcourse.decoding: the check names the delegation."""
     import tensorflow as tf
 
     def answer(step_fn, initial_state, start_id, end_id, max_length, *beam_width):
@@ -371,7 +381,11 @@ def greedy(*, feed="argmax", carry=True, steps=0, cut=True, keep_start=False, ke
         (greedy_decode, "passed", "matches tfcourse.decoding.greedy_search"),
         (greedy(), "passed", "feeds back each argmax, carries the state"),
         (greedy_row_by_row, "passed", "matches tfcourse.decoding.greedy_search"),
-        (course_search(decoding.greedy_search), "passed", "matches"),
+        (
+            course_search(decoding.greedy_search),
+            "failed",
+            "calls the course's own tfcourse.decoding",
+        ),
         (None, "not attempted", "not attempted yet"),
         (not_written, "not attempted", "not attempted yet"),
         (raises, "failed", "greedy_decode raised RuntimeError: oops"),
@@ -482,7 +496,7 @@ def beam(mistake=""):
         scores = np.tile([0.0] + [-np.inf] * (k - 1), batch_size)
         tokens, sequences = np.full(batch_size * k, start_id), [[] for _ in range(batch_size * k)]
         finished = [[] for _ in range(batch_size)]
-        for _ in range(max_length):
+        for _ in range(max_length - (mistake == "one_short")):
             log_probs, new_state = step_fn(tokens, state)
             log_probs = np.asarray(log_probs, np.float64)
             vocab_size = log_probs.shape[1]
@@ -509,9 +523,11 @@ def beam(mistake=""):
             for b in np.flatnonzero((tokens == end_id) & np.isfinite(scores)):
                 finished[b // k].append((scores[b], sequences[b][:-1]))
                 scores[b] = -np.inf
-            if np.isneginf(scores).all():
+            if np.isneginf(scores).all() or (mistake == "stop_early" and any(finished)):
                 break
         for b in np.flatnonzero(np.isfinite(scores)):
+            if mistake == "finished_first" and finished[b // k]:
+                continue  # live hypotheses count only where none finished
             cut = sequences[b].index(end_id) if end_id in sequences[b] else None
             finished[b // k].append((scores[b], sequences[b][:cut]))
         pick = min if mistake == "worst" else max
@@ -528,14 +544,17 @@ def beam(mistake=""):
         (beam_row_by_row, "passed", "finds each row's best sequence"),
         (
             course_search(decoding.beam_search, beams=True),
-            "passed",
-            "finds each row's best sequence",
+            "failed",
+            "beam_decode calls the course's own tfcourse.decoding",
         ),
-        (course_search(decoding.exhaustive_search), "failed", "with beam_width=1, row 0 is"),
+        (course_search(decoding.exhaustive_search), "failed", "calls the course's own"),
         (None, "not attempted", "not attempted yet"),
         (not_written, "not attempted", "not attempted yet"),
         (raises, "failed", "beam_decode raised RuntimeError: oops"),
         (beam("greedy"), "failed", "that is greedy search's result"),
+        (beam("finished_first"), "failed", "returns the best finished hypothesis whenever"),
+        (beam("one_short"), "failed", "it runs max_length - 1 steps"),
+        (beam("stop_early"), "failed", "stop only when every hypothesis of every row has"),
         (beam("last_step"), "failed", "it ranks beams by the last token's log-prob"),
         (beam("probabilities"), "failed", "it adds up probabilities"),
         (beam("pushed_out"), "failed", "it keeps finished hypotheses in the beam"),
@@ -608,3 +627,11 @@ def test_every_check_survives_a_misbehaving_answer(
 ):
     monkeypatch.setattr(_learner, "TIME_BUDGET", 0.5)
     assert_survives(CHECKS[exercise](answer), fragment, capsys)
+
+
+@pytest.mark.parametrize("case", range(len(ch05.BEAM_CASES)))
+def test_the_course_beam_search_finds_every_optimum_the_check_demands(tf, case):
+    """The check and tfcourse.decoding agree: the library's beam search passes each case."""
+    case = ch05.BEAM_CASES[case]
+    found = ch05._search(case, decoding.beam_search, beam_width=case.beam_width)
+    assert [list(t) for t in found.tokens] == [tokens for tokens, _ in ch05._best(case)]

@@ -395,6 +395,7 @@ def bad_step(kind: str):
             "rows": (np.log(probs[:-1]), state),
             "flat": (np.log(probs[:, 0]), state),
             "not a tuple": np.log(probs),
+            "shifted logits": (np.log(probs) - np.log(probs).max(axis=1, keepdims=True), state),
             "state rows": (np.log(probs), np.zeros((len(tokens) + 1, 2))),
         }[kind]
 
@@ -408,6 +409,7 @@ def bad_step(kind: str):
         ("probabilities", ValueError, "look like probabilities.*log_softmax"),
         ("logits", ValueError, r"log-probabilities \(every value <= 0\).*log_softmax"),
         ("nan", ValueError, "NaN"),
+        ("shifted logits", ValueError, r"logsumexp is .*, not 0.*log_softmax"),
         ("rows", ValueError, r"shape \(\d+, 4\).*expected \(\d+, vocab\)"),
         ("flat", ValueError, r"expected \(\d+, vocab\)"),
         ("not a tuple", TypeError, r"tuple \(log_probs, new_state\)"),

@@ -460,7 +460,7 @@ def _forbidden_check(answer):
         lambda x: _course_answer(x),  # a wrapper
         lambda x: (lambda alias: alias(x))(_course_answer),  # an alias
         lambda x: _course_answer(x) + 1,  # a wrong wrapper: the delegation is what it is told
-        lambda x: [_course_answer(x) for _ in range(3)][0],
+        lambda x: sum(_course_answer(x) for _ in range(1)),
     ],
 )
 def test_a_call_into_the_course_answer_is_named_however_it_is_made(answer):

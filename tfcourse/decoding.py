@@ -33,6 +33,8 @@ Hypothesis = tuple[list[int], float]
 EXHAUSTIVE_LIMIT = 200_000
 # Log-probabilities computed in float16/float32 can come out a hair above 0.
 _LOG_PROB_TOLERANCE = 1e-4
+#: How far from 0 a row's logsumexp may be (float32 log_softmax is within about 1e-6).
+_NORMALISED_TOLERANCE = 1e-3
 
 
 class Decoded(NamedTuple):
@@ -393,6 +395,18 @@ def _check_log_probs(log_probs: np.ndarray, step: int) -> None:
         raise ValueError(
             f"step_fn must return log-probabilities (every value <= 0), but at step {step} the "
             f"largest is {top:.4g}; {hint}"
+        )
+    peak = log_probs.max(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        totals = (peak + np.log(np.exp(log_probs - peak).sum(axis=1, keepdims=True)))[:, 0]
+    off = np.flatnonzero(~(np.abs(totals) <= _NORMALISED_TOLERANCE))
+    if off.size:
+        row = int(off[0])
+        raise ValueError(
+            f"step_fn must return log-probabilities, whose exp() sums to 1 in every row, but at "
+            f"step {step} row {row}'s logsumexp is {totals[row]:.4g}, not 0: scores that are "
+            "only <= 0 (logits - max) rank hypotheses of different lengths wrongly; return "
+            "tf.nn.log_softmax(logits)"
         )
 
 

@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -220,8 +221,9 @@ def forbid(target: str, message: str) -> Iterator[None]:
 
     For the course's own answer to an exercise, so that wrapping it does not pass: ``target`` is a
     dotted name, ``"tfcourse.decoding.beam_search"``, or a class, ``"keras.layers.SimpleRNNCell"``
-    (any of the methods it defines). A call counts however the learner reached it: an alias, a
-    subclass, a wrapper. Blocks nest.
+    (any of the methods it defines), or a module, ``"tfcourse.decoding"`` (every function and
+    method defined in it). A call counts however the learner reached it: an alias, a subclass, a
+    wrapper. Blocks nest.
     """
     token = _FORBIDDEN.set((*_FORBIDDEN.get(), (target, message)))
     try:
@@ -231,11 +233,18 @@ def forbid(target: str, message: str) -> Iterator[None]:
 
 
 def _code_objects(target: str) -> list[Any]:
-    module_name, _, attribute = target.rpartition(".")
-    value: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        value = getattr(value, part)
-    functions = vars(value).values() if isinstance(value, type) else [value]
+    try:
+        value: Any = importlib.import_module(target)
+    except ImportError:
+        module_name, _, attribute = target.rpartition(".")
+        value = getattr(importlib.import_module(module_name), attribute)
+    if isinstance(value, types.ModuleType):  # every function and method the module defines
+        defined = [v for v in vars(value).values() if getattr(v, "__module__", None) == target]
+        functions = [f for v in defined for f in (vars(v).values() if isinstance(v, type) else [v])]
+    elif isinstance(value, type):
+        functions = list(vars(value).values())
+    else:
+        functions = [value]
     codes = []
     for function in functions:
         function = getattr(function, "__func__", function)  # classmethod, staticmethod

@@ -12,7 +12,8 @@ import numpy as np
 
 from tfcourse.exercises._expect import expect_shape, to_numpy
 from tfcourse.exercises._framework import Wrong, _describe, check
-from tfcourse.exercises._learner import call, learner_code
+from tfcourse.exercises._learner import call, forbid, learner_code
+from tfcourse.exercises._probes import draw_except, probe_rng
 
 __all__ = [
     "ATTENTION_CASES",
@@ -58,7 +59,7 @@ def check_teacher_forcing(teacher_forcing_pair: Callable[[Any, int, int], Any]) 
     """
     import tensorflow as tf
 
-    for tokens, start_id, end_id, as_tensor in TEACHER_CASES:
+    for tokens, start_id, end_id, as_tensor in [*TEACHER_CASES, _drawn_teacher_case(probe_rng())]:
         given = tf.constant(tokens) if as_tensor else tokens.copy()
         try:
             result = call(
@@ -73,6 +74,19 @@ def check_teacher_forcing(teacher_forcing_pair: Callable[[Any, int, int], Any]) 
         "token), both (batch, T + 1) in the dtype of tokens, padding kept PAD, for full and "
         "one-token rows, Tensors and arrays."
     )
+
+
+def _drawn_teacher_case(rng: np.random.Generator) -> tuple[np.ndarray, int, int, bool]:
+    """A batch drawn afresh: 2-5 rows of up to 3-8 ids (>= 3), one full, one short, any order."""
+    batch, width = int(rng.integers(2, 6)), int(rng.integers(3, 9))
+    lengths = rng.integers(1, width + 1, batch)
+    full, short = rng.choice(batch, 2, replace=False)
+    lengths[full], lengths[short] = width, int(rng.integers(1, width))
+    tokens = np.zeros((batch, width), dtype=rng.choice([np.int32, np.int64]))
+    for row, length in enumerate(lengths):
+        tokens[row, :length] = rng.integers(3, 40, length)
+    start_id, end_id = (1, 2) if rng.random() < 0.5 else (2, 1)
+    return tokens, start_id, end_id, bool(rng.random() < 0.5)
 
 
 def _dtype_hint(message: str) -> str:
@@ -143,8 +157,19 @@ def _expect_pair(
         raise Wrong(_ids_mistake(start_id, end_id))
     if not np.array_equal(targets, want_targets):
         raise Wrong(_targets_mistake(targets, tokens, start_id, end_id))
-    if not np.array_equal(inputs, want_inputs):
+    if not np.array_equal(inputs, want_inputs) and not np.array_equal(
+        inputs, _end_fed_inputs(tokens, start_id, end_id)
+    ):
         raise Wrong(_inputs_mistake(inputs, tokens, start_id, end_id))
+
+
+def _end_fed_inputs(tokens: np.ndarray, start_id: int, end_id: int) -> np.ndarray:
+    """START + targets[:, :-1], the chapter's own convention: END is fed after a row's last token
+    where the row has padding. The loss ignores that position (its target is PAD), so both train
+    alike."""
+    targets = _teacher_pair(tokens, start_id, end_id)[1]
+    start = np.full((len(tokens), 1), start_id, dtype=tokens.dtype)
+    return np.concatenate([start, targets[:, :-1]], axis=1)
 
 
 def _pair_dtype_mistake(array: np.ndarray, tokens: np.ndarray, name: str) -> str:
@@ -281,12 +306,6 @@ def _inputs_mistake(inputs: np.ndarray, tokens: np.ndarray, start_id: int, end_i
             "the decoder inputs are the tokens shifted left, with START after them (paddings "
             f"[[0, 0], [0, 1]]); shift them right: {_INPUTS_FIX}."
         )
-    with_end = _teacher_pair(tokens, start_id, end_id)[1][:, :-1]
-    if np.all(first == start_id) and np.array_equal(rest, with_end):
-        return (
-            "the decoder inputs contain END: START + targets[:, :-1] keeps the END of every row "
-            f"with padding, and the decoder never reads END; the inputs are {_INPUTS_FIX}."
-        )
     if np.array_equal(rest, tokens) and np.all(first == first[0]):
         if first[0] == _PAD:
             return (
@@ -327,8 +346,30 @@ ATTENTION_CASES: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...] = (
     _attention_case(0, 3, 4, 5, 5, [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]]),
     _attention_case(1, 2, 3, 6, 8, [[1, 1, 1, 1, 0, 0], [1, 0, 1, 1, 0, 1]]),
 )
-#: Exercise 05.2: the most weight a padded key may get.
-MASKED_WEIGHT_LIMIT = 1e-6
+#: Exercise 05.2: the most weight a padded key may get: none at all, as the exercise says.
+MASKED_WEIGHT_LIMIT = 0.0
+_ATTENTION_DELEGATED = (
+    "attention_weights runs keras.layers.Attention: compute the scores (query @ keys^T), mask "
+    "them and take the softmax yourself."
+)
+
+
+_REFERENCE_USED = (
+    "attention_weights calls the check's own reference_attention: write the computation "
+    "yourself, with TensorFlow ops."
+)
+
+
+def _drawn_attention_case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sizes and a mask drawn afresh: every row keeps at least one real key, somewhere."""
+    batch, keys = int(rng.integers(2, 5)), int(rng.integers(3, 8))
+    queries = draw_except(rng, 2, 6, {keys, batch})  # unequal sizes tell transposed axes apart
+    depth = draw_except(rng, 2, 9, {keys, queries})
+    mask = rng.random((batch, keys)) < 0.6
+    mask[np.arange(batch), rng.integers(0, keys, batch)] = True
+    query = (0.7 * rng.normal(size=(batch, queries, depth))).astype(np.float32)
+    key = (0.7 * rng.normal(size=(batch, keys, depth))).astype(np.float32)
+    return query, key, mask
 
 
 @check("05.2", "masked dot-product attention weights")
@@ -341,14 +382,19 @@ def check_attention_weights(attention_weights: Callable[[Any, Any, Any], Any]) -
     """
     import tensorflow as tf
 
-    for query, keys, mask in ATTENTION_CASES:
-        result = call(
-            attention_weights,
-            tf.constant(query),
-            tf.constant(keys),
-            tf.constant(mask),
-            name="attention_weights",
-        )
+    cases = [*ATTENTION_CASES, _drawn_attention_case(probe_rng())]
+    for query, keys, mask in cases:
+        with (
+            forbid("keras.layers.Attention", _ATTENTION_DELEGATED),
+            forbid("tfcourse.exercises.ch05.reference_attention", _REFERENCE_USED),
+        ):
+            result = call(
+                attention_weights,
+                tf.constant(query),
+                tf.constant(keys),
+                tf.constant(mask),
+                name="attention_weights",
+            )
         if isinstance(result, (tuple, list)) and len(result) == 2:
             raise Wrong(
                 "it returned a pair; return only the weights (keras.layers.Attention gives "
@@ -359,7 +405,8 @@ def check_attention_weights(attention_weights: Callable[[Any, Any, Any], Any]) -
         _expect_attention(weights, query, keys, mask)
     return (
         "softmax over the keys of the unscaled dot products q·k, with exactly no weight on "
-        "padded keys and rows that sum to 1, as keras.layers.Attention() computes them."
+        "padded keys and rows that sum to 1 (rows with a real key, sizes drawn at random), as "
+        "keras.layers.Attention() computes them."
     )
 
 
@@ -706,7 +753,12 @@ def _run_decoder(
 ) -> tuple[_Model, list[list[int]]]:
     model = _Model(case)
     args = (model.step_fn, model.initial_state(), case.start_id, case.end_id, case.max_length)
-    result = call(decode, *args, *extra, name=name)
+    delegated = (
+        f"{name} calls the course's own tfcourse.decoding, which the chapter used: write the "
+        "decoding loop yourself."
+    )
+    with forbid("tfcourse.decoding", delegated):
+        result = call(decode, *args, *extra, name=name)
     with learner_code(f"reading what {name} returned"):
         return model, _sequences(result, len(case.rows), name)
 
@@ -893,6 +945,19 @@ BEAM_CASES: tuple[_Case, ...] = (
                     ((3, 3), (0.05, 0.5, 0.4, 0.05)),
                 ),
             ),
+            # The best sequence, [3, 3, 3, 3, 3], reaches max_length without END, after [] has
+            # finished at step 1: a search that prefers any finished hypothesis to the live ones,
+            # or that runs max_length - 1 steps, misses it.
+            _Row(
+                57,
+                table=(
+                    ((), (0.25, 0.7, 0.03, 0.02)),
+                    ((3,), (0.01, 0.95, 0.02, 0.02)),
+                    ((3, 3), (0.01, 0.95, 0.02, 0.02)),
+                    ((3, 3, 3), (0.01, 0.95, 0.02, 0.02)),
+                    ((3, 3, 3, 3), (0.01, 0.95, 0.02, 0.02)),
+                ),
+            ),
         ),
         max_length=5,
         beam_width=2,
@@ -987,6 +1052,15 @@ def _expect_scored(row: int, tokens: list[int], model: _Model) -> None:
                 "the batch: rank the candidates of each row apart (top-k per row, not over the "
                 "whole batch)."
             )
+        if length == needed and len(model.calls) == case.max_length - 1:
+            raise Wrong(f"row {row} is {tokens}: {_BEAM_MISTAKES['one_short']}.")
+        if length == needed and len(model.calls) < case.max_length:
+            raise Wrong(
+                f"it stopped after {len(model.calls)} steps, before max_length "
+                f"({case.max_length}), although row {row}'s hypothesis {tokens} was still live "
+                "(never extended to END): stop only when every hypothesis of every row has "
+                "finished, or after max_length steps."
+            )
         raise Wrong(
             f"row {row}'s sequence {tokens} was never fed to step_fn as a whole: after the top "
             "k, reorder the state with the beams chosen (tf.gather(new_state, parents)), so "
@@ -1008,6 +1082,11 @@ _BEAM_MISTAKES = {
     "aside with its score, and extend only the others",
     "no_reorder": "it keeps each slot's state while its beam moves: reorder the state with the "
     "beams chosen (tf.gather(new_state, parents)), so each beam keeps its own state",
+    "finished_first": "it returns the best finished hypothesis whenever one finished, but a "
+    "hypothesis still live at max_length scores higher: at the end, rank the live ones together "
+    "with the finished ones",
+    "one_short": "it runs max_length - 1 steps; run max_length steps (a hypothesis may reach "
+    "max_length tokens without END)",
 }
 
 
@@ -1046,7 +1125,7 @@ def _beam_row(model: _Model, row: int, mistake: str = "") -> list[int]:
     sequences: list[tuple[int, ...]] = [()] * width
     read: list[tuple[int, ...]] = [()] * width  # the tokens each slot's state has read
     tokens, finished = [case.start_id] * width, []
-    for _ in range(case.max_length):
+    for _ in range(case.max_length - (mistake == "one_short")):
         read = [(*done, token) for done, token in zip(read, tokens, strict=True)]
         candidates = []
         for slot, score in enumerate(scores):
@@ -1067,7 +1146,8 @@ def _beam_row(model: _Model, row: int, mistake: str = "") -> list[int]:
                 scores[slot] = -np.inf
         if not np.isfinite(scores).any():
             break
-    finished += [(s, q) for s, q in zip(scores, sequences, strict=True) if np.isfinite(s)]
+    live = [(s, q) for s, q in zip(scores, sequences, strict=True) if np.isfinite(s)]
+    finished += [] if mistake == "finished_first" and finished else live
     _, best = (min if mistake == "worst" else max)(finished, key=lambda h: h[0])
     return list(best[: best.index(end)] if end in best else best)
 
