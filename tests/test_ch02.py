@@ -380,6 +380,33 @@ def fast(tf, *, keep=None, read=True, late_cache=None):
     return make
 
 
+def fast_with(tf, change):
+    """The fast answer, with `change(records, labels)` applied to each batch."""
+    return lambda paths: fast(tf)(paths).map(change)
+
+
+def mismatched_labels(tf):
+    """Right inputs and labels, but not each input with its own label (two datasets zipped)."""
+
+    def make(paths):
+        records = fast(tf)(paths).unbatch()
+        inputs = records.map(lambda r, label: r)
+        labels = records.map(lambda r, label: label).shuffle(64, seed=3)
+        return tf.data.Dataset.zip((inputs, labels)).batch(8)
+
+    return make
+
+
+def numeric(tf, make):
+    """A pipeline whose inputs are numbers: the record's value, times 0.01, in a vector of 4."""
+    return lambda paths: make(paths).map(
+        lambda r, label: (
+            tf.fill([tf.shape(r)[0], 4], 0.01) * tf.cast(label, tf.float32)[:, None],
+            label,
+        )
+    )
+
+
 def parallel_only(tf):
     def make(paths):
         records = tf.data.Dataset.from_tensor_slices(paths).interleave(
@@ -411,11 +438,36 @@ def parallel_only(tf):
         (lambda tf: fast(tf, late_cache="shuffle"), "failed", "cache() after a random step"),
         (lambda tf: lambda paths: fast(tf)(paths).repeat(), "failed", "never ends"),
         (lambda tf: lambda paths: fast(tf)(paths + paths), "failed", "gave 128 examples"),
+        (mismatched_labels, "failed", "hold other inputs than the baseline's"),
+        (
+            lambda tf: fast_with(tf, lambda r, y: (tf.strings.join([r, "x"]), y)),
+            "failed",
+            "hold other inputs than the baseline's",
+        ),
     ],
 )
 def test_check_fast_pipeline(tf, shards, nondeterministic, make_answer, status, fragment):
     result = ch02.check_fast_pipeline(make_answer(tf), baseline=baseline(tf), files=shards)
     assert_result(result, status, fragment)
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        (lambda x: x, "passed"),
+        (lambda x: x * 1.02, "passed"),  # within what a random crop moves
+        (lambda x: x * 0.0, "failed"),  # blank images
+        (lambda x: x * 255.0, "failed"),  # not scaled to [0, 1]
+        (lambda x: x + 0.5, "failed"),
+    ],
+)
+def test_check_fast_pipeline_compares_numeric_inputs(tf, shards, nondeterministic, change, status):
+    answer = numeric(tf, fast_with(tf, lambda r, y: (r, y)))
+    answer_changed = lambda paths: answer(paths).map(lambda x, y: (change(x), y))  # noqa: E731
+    result = ch02.check_fast_pipeline(
+        answer_changed, baseline=numeric(tf, baseline(tf)), files=shards
+    )
+    assert result.status == status, result
 
 
 def test_check_fast_pipeline_points_at_op_determinism_when_it_is_the_cause(tf, shards):

@@ -282,7 +282,7 @@ def test_check_resume_starts_from_a_clean_folder(tf, tmp_path):
 
 # 03.4 ClippedClassifier --------------------------------------------------------------------------
 def classifier_class(
-    keras, tf, *, clip="global", apply=True, metrics=("loss", "accuracy"), width=64
+    keras, tf, *, clip="global", apply=True, metrics=("loss", "accuracy"), width=64, scale=1.0
 ):
     """A ClippedClassifier; the options make the classic mistakes."""
 
@@ -308,13 +308,16 @@ def classifier_class(
             with tf.GradientTape() as tape:
                 logits = self(x, training=True)
                 loss = self.loss_fn(y, logits)
-            gradients = tape.gradient(loss, self.trainable_variables)
+                scaled = scale * loss
+            gradients = tape.gradient(scaled, self.trainable_variables)
             if clip == "global":
                 gradients, _ = tf.clip_by_global_norm(gradients, self.clip_norm)
             elif clip == "per_tensor":
                 gradients = [tf.clip_by_norm(g, self.clip_norm) for g in gradients]
             elif clip == "fixed":
                 gradients, _ = tf.clip_by_global_norm(gradients, 1.0)
+            elif clip == "chapter":  # the chapter's 0.5, whatever clip_norm is
+                gradients, _ = tf.clip_by_global_norm(gradients, 0.5)
             elif clip == "value":
                 gradients = [
                     tf.clip_by_value(g, -self.clip_norm, self.clip_norm) for g in gradients
@@ -359,6 +362,8 @@ def unwritten_classifier(keras, tf):
         (lambda k, tf: classifier_class(k, tf, apply=False), "failed", "did not change"),
         (lambda k, tf: classifier_class(k, tf, clip="fixed"), "failed", "differ from a correct"),
         (lambda k, tf: classifier_class(k, tf, clip="value"), "failed", "were not clipped"),
+        (lambda k, tf: classifier_class(k, tf, scale=3.0), "failed", "not of a scaled loss"),
+        (lambda k, tf: classifier_class(k, tf, clip="chapter"), "failed", "too large to clip"),
         (
             lambda k, tf: classifier_class(k, tf, metrics=("loss",)),
             "failed",
@@ -373,6 +378,18 @@ def unwritten_classifier(keras, tf):
 )
 def test_check_clipped_classifier(keras, tf, make_answer, status, fragment):
     assert_result(ch03.check_clipped_classifier(make_answer(keras, tf)), status, fragment)
+
+
+def test_the_large_clip_norm_clips_nothing(keras):
+    """The check's second run relies on it: with clip_norm 200, clipping is plain SGD."""
+    initial = ch03._reference_classifier("global")
+    initial(np.zeros((1, 784), "float32"))
+    weights = initial.get_weights()
+    large, none = ch03._reference_classifier("global", 200.0), ch03._reference_classifier("none")
+    for model in (large, none):
+        model(np.zeros((1, 784), "float32"))
+        ch03._train_briefly(model, weights)
+    assert ch03._same_weights(large, none)
 
 
 def test_model_spec_params_add_up_to_the_spec_total():

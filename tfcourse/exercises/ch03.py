@@ -11,6 +11,7 @@ import numpy as np
 
 from tfcourse.exercises._framework import Wrong, check
 from tfcourse.exercises._learner import call, learner_code
+from tfcourse.exercises._probes import probe_rng
 from tfcourse.exercises._samples import mnist_sample
 
 __all__ = [
@@ -419,7 +420,7 @@ def _saved_step(path: str) -> int | None:
 
 
 # 03.4 -------------------------------------------------------------------------------------------
-def _reference_classifier(mode: str) -> Any:
+def _reference_classifier(mode: str, clip_norm: float = 0.5) -> Any:
     """A correct `ClippedClassifier`, or one that clips ``"none"`` or ``"per_tensor"``."""
     import keras
     import tensorflow as tf
@@ -456,7 +457,7 @@ def _reference_classifier(mode: str) -> Any:
             self.accuracy.update_state(y, logits)
             return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy.result()}
 
-    return Reference(0.5)
+    return Reference(clip_norm)
 
 
 def _train_briefly(model: Any, initial: list[np.ndarray]) -> dict[str, list[float]]:
@@ -506,7 +507,30 @@ def check_clipped_classifier(classifier: type) -> str:
             f"{np.round(expected['loss'], 4)} and {np.round(expected['accuracy'], 4)}. Update "
             "both metrics every step; the metrics property lets fit() reset them each epoch."
         )
-    return "trains exactly like a correct clipped train_step and reports loss and accuracy."
+    _expect_unclipped_alike(classifier, initial, x)
+    return (
+        "trains exactly like a correct clipped train_step, with clip_norm 0.5 and with one too "
+        "large to clip, and reports loss and accuracy."
+    )
+
+
+def _expect_unclipped_alike(classifier: type, initial: list[np.ndarray], x: np.ndarray) -> None:
+    """With a clip_norm no gradient reaches, every step is plain SGD: a loss scaled by a constant,
+    or a clip_norm ignored for a constant, shows, where clipping every step would hide it."""
+    clip_norm = float(np.round(probe_rng().uniform(200.0, 400.0), 1))
+    model = call(classifier, clip_norm=clip_norm, name=f"ClippedClassifier(clip_norm={clip_norm})")
+    reference = _reference_classifier("global", clip_norm=clip_norm)
+    reference(x)
+    call(model, x, name="calling your model")
+    call(_train_briefly, model, initial, name="fit() with your train_step")
+    _train_briefly(reference, initial)
+    with learner_code("reading your model's weights"):
+        if not _same_weights(model, reference):
+            raise Wrong(
+                f"with clip_norm={clip_norm:g}, too large to clip any gradient here, its weights "
+                "differ from a correct train_step's: clip to self.clip_norm (the argument, not a "
+                "constant), and take the gradients of the loss itself, not of a scaled loss."
+            )
 
 
 def _weights_diagnosis(model: Any, initial: list[np.ndarray]) -> str:
