@@ -100,6 +100,28 @@ def test_reset_explains_an_unknown_chapter(tmp_path):
         lab.reset_chapter(tmp_path, "99")
 
 
+@pytest.mark.parametrize(("first", "then"), [("full", "student"), ("student", "full")])
+def test_a_workspace_is_never_relabelled_to_another_edition(tmp_path, first, then):
+    lab.prepare(tmp_path, edition=first)
+    page = (tmp_path / lab.START_PAGE).read_text(encoding="utf-8")
+    copies = {p.name: p.read_bytes() for p in tmp_path.glob("*.ipynb")}
+    with pytest.raises(
+        ValueError, match=rf"holds the {first} edition.*--edition {then} --workspace"
+    ):
+        lab.prepare(tmp_path, edition=then)
+    assert lab.recorded_edition(tmp_path) == first  # nothing was changed
+    assert (tmp_path / lab.START_PAGE).read_text(encoding="utf-8") == page
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("*.ipynb")} == copies
+    lab.prepare(tmp_path, edition=first)  # the same edition again is fine
+
+
+def test_the_lab_command_refuses_another_edition_with_a_clear_message(tmp_path):
+    lab.prepare(tmp_path, edition="full")
+    result = tfcourse("lab", "--edition", "student", "--workspace", str(tmp_path), "--no-browser")
+    assert result.returncode != 0
+    assert "holds the full edition" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_bad_editions_and_the_course_folder_itself_are_refused(tmp_path):
     with pytest.raises(ValueError, match="edition must be one of full, student, got 'solutions'"):
         lab.prepare(tmp_path, edition="solutions")

@@ -125,9 +125,11 @@ def prepare(workspace: Path, *, edition: str | None = None) -> list[str]:
     Raises:
         ValueError: For an unknown edition, or a workspace inside the course's notebooks folder.
     """
-    edition = edition or recorded_edition(workspace) or "full"
+    recorded = recorded_edition(workspace)
+    edition = edition or recorded or "full"
     _check_edition(edition)
     _check_place(workspace)
+    _check_same_edition(workspace, recorded, edition)
     done = [] if workspace.is_dir() else [f"made the workspace {workspace}"]
     workspace.mkdir(parents=True, exist_ok=True)
     (workspace / _RECORD).write_text(json.dumps({"edition": edition}) + "\n", encoding="utf-8")
@@ -169,6 +171,22 @@ def reset_chapter(workspace: Path, number: str, *, edition: str | None = None) -
     _copy_chapter(chapter, target, edition)
     done.append(f"reset {target.name} ({edition} edition)")
     return prepare(workspace) + done  # adds other missing chapters; rewrites the start page
+
+
+def _check_same_edition(workspace: Path, recorded: str | None, edition: str) -> None:
+    """Refuse to relabel a workspace whose notebooks were copied in another edition."""
+    if recorded is None or recorded == edition:
+        return
+    copied = sorted(c.path.name for c in chapters() if (workspace / c.path.name).exists())
+    if not copied:
+        return
+    keeps = "keep their solutions" if recorded == "full" else "stay without solutions"
+    raise ValueError(
+        f"{workspace} holds the {recorded} edition; its {len(copied)} notebooks would {keeps} "
+        f"under a start page that says {edition}. Nothing was changed. For a {edition} "
+        f"workspace, choose a new folder: tfcourse lab --edition {edition} --workspace DIR "
+        "(your answers here stay where they are)."
+    )
 
 
 def _unused(path: Path) -> Path:
