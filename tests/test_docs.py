@@ -1,0 +1,26 @@
+"""The documents quote one recorded run: INSTRUCTORS' run times are BENCHMARKS' table."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def recorded_seconds() -> dict[str, float]:
+    """Each notebook's seconds in BENCHMARKS' `tfcourse run --record` table."""
+    text = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
+    table = text[
+        text.index("<!-- notebook-timings:start -->") : text.index("<!-- notebook-timings:end -->")
+    ]
+    rows = re.findall(r"^\| (\d\d)_\w+\.ipynb \| ok \| ([\d.]+) \|$", table, re.MULTILINE)
+    return {chapter: float(seconds) for chapter, seconds in rows}
+
+
+def test_instructors_run_times_are_the_recorded_ones():
+    recorded = recorded_seconds()
+    assert len(recorded) >= 9
+    text = (ROOT / "INSTRUCTORS.md").read_text(encoding="utf-8")
+    quoted = dict(re.findall(r"^### (\d\d) .*runs in (?:about )?(\d+) s$", text, re.MULTILINE))
+    assert set(quoted) == set(recorded)
+    for chapter, seconds in quoted.items():
+        assert abs(int(seconds) - recorded[chapter]) <= 1, (chapter, seconds, recorded[chapter])
