@@ -63,17 +63,19 @@ def test_check_optimized_hlo(tf, answer, status, fragment):
 
 
 # 06.2 bucketed ------------------------------------------------------------------------------------
-def bucketed(fn, bucket_size, *, pad_to=None, slice_back=True, signature=False, jit=True):
+def bucketed(
+    fn, bucket_size, *, pad_to=None, slice_back=True, signature=False, jit=True, fill=0.0, **options
+):
     """The notebook's solution, with switches for the classic mistakes."""
     import tensorflow as tf
 
     spec = [tf.TensorSpec([None], tf.float32)] if signature else None
-    compiled = tf.function(fn, jit_compile=jit, input_signature=spec)
+    compiled = tf.function(fn, jit_compile=jit, input_signature=spec, **options)
 
     def run(x):
         length = int(x.shape[0])
         padded = pad_to(length) if pad_to else math.ceil(length / bucket_size) * bucket_size
-        result = compiled(tf.pad(x, [[0, padded - length]]))
+        result = compiled(tf.pad(x, [[0, padded - length]], constant_values=fill))
         return result[:length] if slice_back else result
 
     return run
@@ -104,13 +106,20 @@ def eager(fn, bucket_size):
 @pytest.mark.parametrize(
     ("answer", "status", "fragment"),
     [
-        (bucketed, "passed", "traced (so compiled) once per bucket"),
-        (lambda fn, b: bucketed(fn, b, jit=False), "passed", "once per bucket"),
+        (bucketed, "passed", "traced once per bucket"),
+        (lambda fn, b: bucketed(fn, b, jit=False), "failed", "a tf.function without XLA"),
+        (lambda fn, b: bucketed(fn, b, signature=True), "passed", "or once for any length"),
+        (lambda fn, b: bucketed(fn, b, reduce_retracing=True), "passed", "bucket lengths only"),
+        (lambda fn, b: bucketed(fn, b, fill=1.0), "failed", "the padding is not zeros"),
+        (
+            lambda fn, b: bucketed(fn, b, signature=True, pad_to=lambda n: n),
+            "failed",
+            "fn ran on length 5, not a multiple of bucket_size=16",
+        ),
         (None, "not attempted", "not attempted yet"),
         (not_written, "not attempted", "not attempted yet"),
         (raises, "failed", "raised RuntimeError: oops"),
-        (unpadded, "failed", "traced for length 5, not a multiple of bucket_size=16"),
-        (lambda fn, b: bucketed(fn, b, signature=True), "failed", "an unknown length"),
+        (unpadded, "failed", "fn ran on length 5, not a multiple of bucket_size=16"),
         (eager, "failed", "fn ran eagerly"),
         (per_call, "failed", "you make a new tf.function on every call"),
         (
@@ -118,13 +127,13 @@ def eager(fn, bucket_size):
             "failed",
             "has shape (16,), expected (5,)",
         ),
-        (lambda fn, b: bucketed(fn, b, pad_to=lambda n: 48), "failed", "traced for lengths [48]"),
+        (lambda fn, b: bucketed(fn, b, pad_to=lambda n: 48), "failed", "fn ran on length 48"),
         (
             lambda fn, b: bucketed(fn, b, pad_to=lambda n: (n // b + 1) * b),
             "failed",
-            "traced for lengths [16, 32, 48, 64]",
+            "fn ran on length 32 for an input of length 16, expected 16",
         ),
-        (lambda fn, b: bucketed(fn, 16), "failed", "expected [8, 16, 24]"),
+        (lambda fn, b: bucketed(fn, 16), "failed", "fn ran on length 16 for an input of length 3"),
         (lambda fn, b: 3, "failed", "should return a function of x"),
         (
             lambda fn, b: lambda x: bucketed(fn, b)(x) + 1.0,
@@ -138,12 +147,12 @@ def test_check_bucketed(tf, answer, status, fragment):
 
 
 # 06.3 xla_speedup --------------------------------------------------------------------------------
-def xla_speedup(fn, x, *, inverted=False, cold=False, both=False):
+def xla_speedup(fn, x, *, inverted=False, cold=False, both=False, eager=False, ms=False):
     import tensorflow as tf
 
     import tfcourse
 
-    graph = tf.function(fn, jit_compile=both)
+    graph = (lambda v: fn(v)) if eager else tf.function(fn, jit_compile=both)
     compiled = tf.function(fn, jit_compile=True)
     timings = tfcourse.time_interleaved(
         {"graph": lambda: graph(x), "xla": lambda: compiled(x)},
@@ -151,8 +160,15 @@ def xla_speedup(fn, x, *, inverted=False, cold=False, both=False):
         repeat=1 if cold else 5,
         number=1 if cold else 3,
     )
+    if ms:  # a difference in milliseconds instead of a ratio
+        return 1e3 * (timings[0].min - timings[1].min)
     ratio = tfcourse.speedup(*timings)
     return 1 / ratio if inverted else ratio
+
+
+def by_size(fn, x):
+    """Hard-coded ratios that fit the exercise's two functions by the size of x."""
+    return 8.0 if int(x.shape[0]) < 10_000 else 1.0
 
 
 @pytest.mark.parametrize(
@@ -164,11 +180,21 @@ def xla_speedup(fn, x, *, inverted=False, cold=False, both=False):
         (not_written, lambda: "a", "not attempted", "not attempted yet"),
         (xla_speedup, not_written, "not attempted", "not attempted yet"),
         (raises, lambda: "a", "failed", "raised RuntimeError: oops"),
-        (xla_speedup, lambda: "b", "failed", "but predicted 'b'"),
+        (xla_speedup, lambda: "b", "failed", "you predicted 'b', but your measurements give 'a'"),
+        (lambda f, x: xla_speedup(f, x, eager=True), lambda: "a", "failed", "ran fn eagerly"),
+        (
+            lambda f, x: xla_speedup(f, x, cold=True),
+            lambda: "a",
+            "failed",
+            "before timing",
+        ),
+        (lambda f, x: xla_speedup(f, x, ms=True), lambda: "a", "failed", "ratio"),
+        (by_size, lambda: "a", "failed", "never ran fn under XLA"),
         (xla_speedup, lambda: "many", "failed", "should return 'a' or 'b'"),
         (lambda f, x: xla_speedup(f, x, inverted=True), lambda: "a", "failed", "upside down"),
-        (lambda f, x: xla_speedup(f, x, both=True), lambda: "a", "failed", "compile only one"),
-        (lambda f, x: 1.0, lambda: "a", "failed", "your ratios are 1 (a) and 1 (b)"),
+        (lambda f, x: xla_speedup(f, x, both=True), lambda: "a", "failed", "only under XLA"),
+        (lambda f, x: 1.0, lambda: "a", "failed", "never ran fn under XLA"),
+        (lambda f, x: (xla_speedup(f, x), 8.0)[1], lambda: "a", "failed", "returned 8"),
         (lambda f, x: float("nan"), lambda: "a", "failed", "positive and finite"),
         (lambda f, x: [2.0, 3.0], lambda: "a", "failed", "one number, a ratio"),
         (
