@@ -189,8 +189,32 @@ QUANTIZE_MISTAKES = {
     "dtype float32": lambda x, s, z: quantize(x, s, z).astype(np.float32),
     "has shape (16,)": lambda x, s, z: quantize(x, s, z).ravel(),
     "e.g. x =": lambda x, s, z: np.clip(np.round(x / s + 0.5) + z, -128, 127).astype(np.int8),
-    "x / scale =": lambda x, s, z: np.clip(np.floor(x / s + 0.5) + z, -128, 127).astype(np.int8),
 }
+
+
+def away_from_zero(x, s, z):
+    """LiteRT's scalar reference rounding (std::round): halves away from zero."""
+    v = x / np.float32(s)
+    return np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5) + z, -128, 127).astype(np.int8)
+
+
+RIGHT_QUANTIZE = {
+    "half to even (np.round)": lambda x, s, z: quantize(x, s, z),
+    "half away from zero (std::round)": away_from_zero,
+    "half up": lambda x, s, z: np.clip(np.floor(x / s + 0.5) + z, -128, 127).astype(np.int8),
+    "by the reciprocal": lambda x, s, z: np.clip(np.round(x * (1 / s)) + z, -128, 127).astype(
+        np.int8
+    ),
+    "in float64": lambda x, s, z: np.clip(np.round(x.astype(np.float64) / s) + z, -128, 127).astype(
+        np.int8
+    ),
+}
+
+
+@pytest.mark.parametrize("right", RIGHT_QUANTIZE.values(), ids=list(RIGHT_QUANTIZE))
+def test_check_quantize_accepts_every_rounding_of_ties(tf, right):
+    assert_result(ch07.check_quantize(right, dequantize), "passed", "either neighbour")
+
 
 DEQUANTIZE_MISTAKES = {
     "forgets the zero point": lambda q, s, z: q.astype(np.float32) * np.float32(s),
@@ -216,8 +240,9 @@ def test_check_quantize_explains_dequantize_mistakes(tf, fragment, wrong):
 @pytest.mark.parametrize(
     ("answers", "status", "fragment"),
     [
-        ((quantize, dequantize), "passed", "bit for bit"),
-        ((litert.quantize, litert.dequantize), "passed", "bit for bit"),
+        ((quantize, dequantize), "passed", "quantize gives the interpreter's int8 values"),
+        ((litert.quantize, dequantize), "failed", "the course's own tfcourse.litert.quantize"),
+        ((quantize, litert.dequantize), "failed", "the course's own tfcourse.litert.quantize"),
         ((None, dequantize), "not attempted", "not attempted yet"),
         ((not_written, not_written), "not attempted", "not attempted yet"),
         ((quantize, not_written), "not attempted", "not attempted yet"),
