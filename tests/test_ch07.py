@@ -137,6 +137,9 @@ def the_first_model(model, x_train, *, first=[]):  # noqa: B006 (remembers the f
 
 
 NOISE = np.random.default_rng(0).uniform(0, 3, size=(100, 28, 28, 1)).astype(np.float32)
+PIXEL_NOISE = np.random.default_rng(1).uniform(0, 255, size=(100, 28, 28, 1)).astype(np.float32)
+TEST_IMAGES = data.load_numpy("mnist5k", "test")["image"].astype(np.float32)
+TRAIN_IMAGES = data.load_numpy("mnist5k", "train")["image"].astype(np.float32)
 
 
 @pytest.mark.parametrize(
@@ -160,6 +163,11 @@ NOISE = np.random.default_rng(0).uniform(0, 3, size=(100, 28, 28, 1)).astype(np.
         (lambda m, x: full_int8(m, x, images=NOISE), "failed", "unlike the test images"),
         (lambda m, x: len(full_int8(m, x)), "failed", "returned the number"),
         (the_first_model, "failed", "did not convert the model it was given"),
+        # calibrated on the notebook's own arrays, not the argument: a data leak with the test set
+        (lambda m, x: full_int8(m, x, images=TEST_IMAGES[:100]), "failed", "did not calibrate"),
+        (lambda m, x: full_int8(m, x, images=TRAIN_IMAGES[:100]), "failed", "did not calibrate"),
+        (lambda m, x: full_int8(m, x, images=x[:1]), "failed", "a hundred or so"),  # one image
+        (lambda m, x: full_int8(m, x, images=PIXEL_NOISE), "failed", "unlike the test images"),
     ],
 )
 def test_check_full_int8(digits, answer, status, fragment):

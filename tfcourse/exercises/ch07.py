@@ -155,6 +155,7 @@ def check_full_int8(
             "the model's input (here: float32 pixels 0-255, one batch axis), a hundred or so."
         )
     _expect_uses_its_model(full_int8, model, x_train, x_test, name=name)
+    _expect_calibrates_on_its_argument(full_int8, model, x_train, x_test, name=name)
     return (
         f"int8 input, output and ops; test accuracy {got:.1%} against {want:.1%} in float "
         f"(allowed drop {ACCURACY_SLACK:.0%})."
@@ -190,6 +191,37 @@ def _expect_uses_its_model(
             f"classes are renumbered, its model agrees with the copy on {np.mean(got == want):.0%} "
             "of the test images. Export and convert the `model` argument, not a model from the "
             "notebook."
+        )
+
+
+def _expect_calibrates_on_its_argument(
+    full_int8: Callable[[Any, np.ndarray], Any],
+    model: Any,
+    x_train: np.ndarray,
+    x_test: np.ndarray,
+    *,
+    name: str,
+) -> None:
+    """Call `full_int8` on the model behind a `Rescaling(255)`, with `x_train` scaled to [0, 1]:
+    calibrated on its argument, the int8 model agrees with the float one; calibrated on the
+    notebook's own images (0-255, or the test images), its input scale is 255 times too coarse."""
+    import keras
+
+    inputs = keras.Input(model.input_shape[1:])
+    wrapped = keras.Model(inputs, model(keras.layers.Rescaling(255.0)(inputs)))
+    images = (x_test[:200] / 255.0).astype(np.float32)
+    want = np.argmax(wrapped.predict(images, verbose=0), axis=1)
+    scaled = (np.asarray(x_train) / 255.0).astype(np.float32)
+    flatbuffer = _tflite_bytes(call(full_int8, wrapped, scaled, name=name), name=name)
+    with learner_code("running the model you returned"):
+        got = np.argmax(litert.predict(flatbuffer, images), axis=1)
+    if np.mean(got == want) < 0.9:
+        raise Wrong(
+            f"{name} did not calibrate on the x_train it was given: for a model that takes "
+            "pixels scaled to [0, 1], with x_train scaled alike, its int8 model agrees with the "
+            f"float one on {np.mean(got == want):.0%} of the images. Yield images from the "
+            "x_train argument, not the notebook's own arrays (and never the test images, on "
+            "which the accuracy is measured)."
         )
 
 
