@@ -368,6 +368,25 @@ def fixed_seed(scaled, seed):
     return tf.random.stateless_categorical(scaled, 1, seed=[0, 0], dtype=tf.int64)[:, 0]
 
 
+def batch_threshold(which):
+    """Top-k with one threshold for the whole batch (the smallest k-th value, or row 0's)."""
+    import tensorflow as tf
+
+    def answer(logits, temperature, k, seed):
+        logits = tf.convert_to_tensor(logits, tf.float32)
+        if temperature == 0:
+            return tf.argmax(logits, axis=-1)
+        if k is not None:
+            kth = tf.math.top_k(logits, k=k).values[:, -1]
+            threshold = tf.reduce_min(kth) if which == "min" else kth[0]
+            logits = tf.where(logits < threshold, -np.inf, logits)
+        return tf.random.stateless_categorical(logits / temperature, 1, seed=seed, dtype=tf.int64)[
+            :, 0
+        ]
+
+    return answer
+
+
 def first_seed_only(scaled, seed):
     import tensorflow as tf
 
@@ -461,6 +480,8 @@ def numpy_sample(logits, temperature, k, seed):
         (sampler(use_k=False), "failed", "with k=3 it ignores k: keep only the 3 largest"),
         (sampler(k_shift=-1), "failed", "it keeps only the 2 largest logits"),
         (sampler(smallest=True), "failed", "with k=3 it kept the 3 smallest logits"),
+        (batch_threshold("min"), "failed", "k="),
+        (batch_threshold("row0"), "failed", "k="),
         (sampler(fill=0.0), "failed", "set the other logits to -inf (not 0)"),
         (sampler(zero=False), "failed", "dividing by 0 gives inf and NaN"),
         (sampler(draw=stateful), "failed", "two calls with the same seed drew different ids"),
@@ -511,6 +532,7 @@ def cell_class(
     recurrent_transposed=False,
     stop_gradient=False,
     stop_input_gradient=False,
+    initializer=None,
     eager_only=False,
     fixed_sizes=None,
     keeps_state=False,
@@ -547,7 +569,12 @@ def cell_class(
                 "bias": (self.units,),
             }
             for name in order:
-                weight = self.add_weight(shape=shapes[name], name=name, trainable=trainable)
+                weight = self.add_weight(
+                    shape=shapes[name],
+                    name=name,
+                    trainable=trainable,
+                    **({"initializer": initializer} if initializer else {}),
+                )
                 setattr(self, name, weight)
 
         def call(self, inputs, states):
@@ -602,6 +629,8 @@ def cell_class(
         ({"fixed_sizes": "features"}, "failed", "not from the chapter's example"),
         ({"fixed_sizes": "units"}, "failed", "not from the chapter's example"),
         ({"eager_only": True}, "failed", "inside tf.function (as fit() runs it) raised"),
+        ({"initializer": "zeros"}, "failed", "every unit would compute the same thing"),
+        ({"initializer": "ones"}, "failed", "starts with every value 1"),
         ({"stop_input_gradient": True}, "failed", "the gradient with respect to the inputs"),
         ({"order": ("bias", "kernel", "recurrent_kernel")}, "failed", "in that order"),
         ({"order": ("kernel", "recurrent_kernel")}, "failed", "the cell has 2 weights"),

@@ -483,6 +483,54 @@ def beam_row_by_row(step_fn, initial_state, start_id, end_id, max_length, beam_w
     return results
 
 
+def exhaustive_unless_greedy(step_fn, initial_state, start_id, end_id, max_length, beam_width):
+    """Greedy at width 1 (as the check compares), every sequence otherwise: not a beam search."""
+    import tensorflow as tf
+
+    if beam_width == 1:
+        return greedy_decode(step_fn, initial_state, start_id, end_id, max_length)
+    results = []
+    for row in range(len(tf.nest.flatten(initial_state)[0])):
+        first = tf.nest.map_structure(lambda s: s[row : row + 1], initial_state)  # noqa: B023
+        live, finished = [(0.0, [start_id], first)], []
+        for _ in range(max_length):
+            grown = []
+            for score, tokens, state in live:
+                log_probs, new_state = step_fn(tf.constant(tokens[-1:]), state)
+                for token, log_prob in enumerate(np.asarray(log_probs)[0].tolist()):
+                    if np.isfinite(log_prob) and log_prob > -50:
+                        grown.append((score + log_prob, [*tokens, token], new_state))
+            finished += [c for c in grown if c[1][-1] == end_id]
+            live = [c for c in grown if c[1][-1] != end_id][:200]
+        score, tokens, _ = max(finished + live, key=lambda c: c[0])
+        results.append([t for t in tokens[1:] if t != end_id])
+    return results
+
+
+def beam_row_by_row_wide(step_fn, initial_state, start_id, end_id, max_length, beam_width):
+    """Each hypothesis keeps its beam_width best extensions, and nothing is cut back."""
+    import tensorflow as tf
+
+    results = []
+    for row in range(len(tf.nest.flatten(initial_state)[0])):
+        first = tf.nest.map_structure(lambda s: s[row : row + 1], initial_state)  # noqa: B023
+        live, finished = [(0.0, [start_id], first)], []
+        for _ in range(max_length):
+            grown = []
+            for score, tokens, state in live:
+                log_probs, new_state = step_fn(tf.constant(tokens[-1:]), state)
+                ranked = np.argsort(-np.asarray(log_probs)[0])[:beam_width]
+                grown += [
+                    (score + float(np.asarray(log_probs)[0][t]), [*tokens, int(t)], new_state)
+                    for t in ranked
+                ]
+            finished += [c for c in grown if c[1][-1] == end_id]
+            live = [c for c in grown if c[1][-1] != end_id]
+        score, tokens, _ = max(finished + live, key=lambda c: c[0])
+        results.append([t for t in tokens[1:] if t != end_id])
+    return results
+
+
 def beam(mistake=""):
     """The solution, vectorised in NumPy, with one classic mistake."""
     import tensorflow as tf
@@ -511,6 +559,8 @@ def beam(mistake=""):
                 total = scores[:, None] + log_probs
             total = total.reshape(groups, -1)
             best = np.argsort(-total, axis=1, kind="stable")[:, :per]
+            if mistake == "no_prune":  # every parent keeps its k best: k * k live, then k^3...
+                return beam_row_by_row_wide(step_fn, initial_state, start_id, end_id, max_length, k)
             scores = np.take_along_axis(total, best, axis=1).ravel()
             beams = (best // vocab_size + per * np.arange(groups)[:, None]).ravel()
             tokens = (best % vocab_size).ravel()
@@ -555,6 +605,8 @@ def beam(mistake=""):
         (beam("finished_first"), "failed", "returns the best finished hypothesis whenever"),
         (beam("one_short"), "failed", "it runs max_length - 1 steps"),
         (beam("stop_early"), "failed", "stop only when every hypothesis of every row has"),
+        (exhaustive_unless_greedy, "failed", "keep only the beam_width best hypotheses"),
+        (beam("no_prune"), "failed", "keep only the beam_width best hypotheses"),
         (beam("last_step"), "failed", "it ranks beams by the last token's log-prob"),
         (beam("probabilities"), "failed", "it adds up probabilities"),
         (beam("pushed_out"), "failed", "it keeps finished hypotheses in the beam"),

@@ -357,9 +357,14 @@ def _accuracy_mistake(predicted: np.ndarray, labels: np.ndarray, classes: Sequen
 
 
 # 04.3 -------------------------------------------------------------------------------------------
-#: Exercise 04.3: two rows of logits, interleaved in the batch, whose order differs.
+#: Exercise 04.3: rows of logits, interleaved in the batch, whose order and k-th values differ.
 SAMPLE_ROWS = np.array(
-    [[2.0, 1.2, 0.6, 0.1, -0.5, -1.5], [-1.0, 0.3, 1.6, -0.2, 2.4, 0.9]], dtype=np.float32
+    [
+        [2.0, 1.2, 0.6, 0.1, -0.5, -1.5],
+        [-1.0, 0.3, 1.6, -0.2, 2.4, 0.9],
+        [3.1, 2.2, 2.9, 2.5, 3.4, 2.0],  # all high: one k-th largest for the whole batch fails
+    ],
+    dtype=np.float32,
 )
 #: Exercise 04.3: (temperature, k) pairs whose draws the check compares with their distribution.
 SAMPLE_CASES: tuple[tuple[float, int | None], ...] = ((1.0, None), (2.0, None), (0.5, 3), (1.5, 2))
@@ -669,6 +674,7 @@ def _expect_weights(cell: Any, features: int, units: int) -> list[Any]:
             f"self.add_weight ({wanted})."
         )
     if shapes == list(expected_shapes):
+        _expect_varied_start(cell, weights)
         return weights
     if sorted(shapes) == sorted(expected_shapes):
         raise Wrong(f"its weights come in the order {shapes}; create {wanted}, in that order.")
@@ -678,6 +684,19 @@ def _expect_weights(cell: Any, features: int, units: int) -> list[Any]:
         if shape != expected:
             raise Wrong(_shape_mistake(name, shape, expected, features, units))
     return weights
+
+
+def _expect_varied_start(cell: Any, weights: list[Any]) -> None:
+    """The kernels must start random: equal values make every unit compute the same thing."""
+    with learner_code("reading your cell's weights"):
+        starts = [np.asarray(weight.numpy()) for weight in weights[:2]]
+    for name, start in zip(_WEIGHT_NAMES, starts, strict=False):
+        if start.size > 1 and np.all(start == start.flat[0]):
+            raise Wrong(
+                f"its {name} starts with every value {start.flat[0]:g}: every unit would compute "
+                "the same thing and get the same gradient, forever. Keep add_weight's default "
+                "initializer (glorot_uniform), or orthogonal for the recurrent kernel."
+            )
 
 
 def _shape_mistake(

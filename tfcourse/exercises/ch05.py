@@ -995,6 +995,7 @@ def check_beam_search(beam_decode: Callable[..., Any]) -> str:
         model, sequences = _run_decoder(beam_decode, case, "beam_decode", case.beam_width)
         for row, tokens in enumerate(sequences):
             _expect_beam_row(row, tokens, best[row][0], model)
+        _expect_beam_width_kept(model)
         runs.append((best, model, sequences))
     for best, model, sequences in runs:
         scores = [model.score(row, tokens) for row, tokens in enumerate(sequences)]
@@ -1014,6 +1015,23 @@ def check_beam_search(beam_decode: Callable[..., Any]) -> str:
         "against every possible sequence) where greedy search misses it, and equals greedy "
         "search with beam_width=1."
     )
+
+
+def _expect_beam_width_kept(model: _Model) -> None:
+    """A beam search extends at most beam_width hypotheses of a row per step: over max_length steps,
+    at most beam_width * max_length distinct prefixes of each row reach step_fn (a wider search,
+    or an exhaustive one, reads more)."""
+    case = model.case
+    limit = case.beam_width * case.max_length
+    for row in range(len(case.rows)):
+        read = sum(1 for r, _ in model.evaluated if r == row)
+        if read > limit:
+            raise Wrong(
+                f"step_fn read {read} different prefixes of row {row}, more than beam_width "
+                f"({case.beam_width}) per step for max_length ({case.max_length}) steps allows "
+                f"({limit}): after each step keep only the beam_width best hypotheses of each row "
+                "(a search that keeps more is not a beam search of that width)."
+            )
 
 
 def _best(case: _Case) -> list[tuple[list[int], float]]:
