@@ -56,6 +56,29 @@ def tensors(answer):
     return wrapped
 
 
+def in_place(sequences):
+    longest = max(len(row) for row in sequences)
+    mask = [[True] * len(row) + [False] * (longest - len(row)) for row in sequences]
+    for row in sequences:
+        row.extend([0] * (longest - len(row)))
+    return tf_(np.array(sequences, dtype=np.int64)), tf_(np.array(mask))
+
+
+def at_least_one_column(sequences):
+    longest = max(1, max(len(row) for row in sequences))
+    padded = np.zeros((len(sequences), longest), np.int64)
+    for i, row in enumerate(sequences):
+        padded[i, : len(row)] = row
+    return tf_(padded), tf_(
+        np.arange(longest)[None, :] < np.array([len(r) for r in sequences])[:, None]
+    )
+
+
+def own_helpers(sequences):
+    padded = ch04._post_padded(sequences, fill=0)
+    return tf_(padded), tf_(ch04._length_mask([len(r) for r in sequences], padded.shape[1]))
+
+
 def tf_(value):
     import tensorflow as tf
 
@@ -88,6 +111,9 @@ def keras_pad_sequences(sequences, **options):
     [
         (pad_and_mask, "passed", "post-pads with 0 into int64"),
         (tensors(numpy_pad), "passed", "post-pads with 0 into int64"),
+        (in_place, "failed", "changed the lists it was given"),
+        (at_least_one_column, "failed", "for [[], []], padded has shape (2, 1), expected (2, 0)"),
+        (own_helpers, "failed", "calls the check's own code"),
         (numpy_pad, "failed", "padded is a ndarray"),
         (None, "not attempted", "not attempted yet"),
         (not_written, "not attempted", "not attempted yet"),
@@ -227,6 +253,11 @@ def batch_dependent_logits(names):
     return lookup_logits(names) + 0.01 * max(len(name) for name in names)
 
 
+def by_length(names):
+    """Right logits, but for the names sorted by length: the rows come back in the wrong order."""
+    return lookup_logits(sorted(names, key=len))
+
+
 def softmax(logits, axis=1):
     exp = np.exp(logits - logits.max(axis=axis, keepdims=True))
     return exp / exp.sum(axis=axis, keepdims=True)
@@ -262,6 +293,8 @@ def tiny_classifiers(tf):
         (relearns(lookup_logits), "passed", "100.0% accuracy on the 636 test names"),
         (relearns(lambda n: softmax(lookup_logits(n))), "passed", "100.0% accuracy"),
         (trains(lookup_logits), "failed", "with the notebook's label ids"),  # trained before
+        (relearns(by_length), "failed", "put the rows back in the original order"),
+        (relearns(lambda n: tf_(lookup_logits(n))), "passed", "100.0% accuracy"),
         (trains(lambda n: softmax(lookup_logits(n), axis=0)), "failed", "a softmax over axis 0"),
         (None, "not attempted", "not attempted yet"),
         (not_written, "not attempted", "not attempted yet"),
@@ -276,7 +309,8 @@ def tiny_classifiers(tf):
         (trains(lambda n: lookup_logits(n) * np.nan), "failed", "contains NaN"),
         (relearns(lambda n: np.roll(lookup_logits(n), 1, axis=1)), "failed", "another order"),
         (trains(hashed_logits), "failed", "below the floor of 66%"),
-        (trains(lambda n: 0.2 * lookup_logits(n) + hashed_logits(n)), "failed", "below the"),
+        (relearns(lambda n: 0.2 * lookup_logits(n) + hashed_logits(n)), "failed", "below the"),
+        (trains(lambda n: 0.2 * lookup_logits(n) + hashed_logits(n)), "failed", "own labels: it"),
         (trains(noisy_logits), "failed", "with training=False, so that dropout is off"),
         (trains(batch_dependent_logits), "failed", "mask it (Embedding(..., mask_zero=True))"),
     ],
@@ -284,6 +318,22 @@ def tiny_classifiers(tf):
 def test_check_name_classifier(names_ds, answer, status, fragment):
     result = ch04.check_name_classifier(answer, **names_ds)
     assert_result(result, status, fragment)
+
+
+def weak_lookup(names):
+    """Logits of a weak model of the notebook's own labels: about 55% of the names right."""
+    return np.stack(
+        [
+            lookup_logits([n])[0] if zlib.crc32(n.encode()) % 10 < 5 else hashed_logits([n])[0]
+            for n in names
+        ]
+    )
+
+
+def test_check_name_classifier_tells_a_model_of_the_notebooks_labels(names_ds, monkeypatch):
+    monkeypatch.setenv("TFCOURSE_PROBE_SEED", "3")
+    result = ch04.check_name_classifier(trains(weak_lookup), **names_ds)
+    assert_result(result, "failed", "with the notebook's own labels: it learned from")
 
 
 def test_check_name_classifier_explains_a_model_returned_for_a_function(tf):
@@ -399,6 +449,15 @@ def second_seed_only(scaled, seed):
     return tf.random.stateless_categorical(scaled, 1, seed=[7, seed[1]], dtype=tf.int64)[:, 0]
 
 
+def summed_seed(scaled, seed):
+    import tensorflow as tf
+
+    total = tf.cast(seed[0], tf.int64) + tf.cast(seed[1], tf.int64)
+    return tf.random.stateless_categorical(scaled, 1, seed=tf.stack([total, 0]), dtype=tf.int64)[
+        :, 0
+    ]
+
+
 def squeezed(scaled, seed):
     import tensorflow as tf
 
@@ -458,6 +517,7 @@ def numpy_sample(logits, temperature, k, seed):
         (numpy_sample, "failed", "the output of sample is a ndarray"),
         (sampler(draw=first_seed_only), "failed", "differ only in seed[1], drew the same ids"),
         (sampler(draw=second_seed_only), "failed", "differ only in seed[0], drew the same ids"),
+        (sampler(draw=summed_seed), "failed", "whose parts have the same sum"),
         (sampler(draw=squeezed), "failed", "for 1 rows has shape ()"),
         (sampler(draw=eager_only), "failed", "inside tf.function (as the chapter's generator"),
         (sampler(draw=reseeded), "failed", "inside tf.function"),
@@ -548,7 +608,7 @@ def cell_class(
             super().__init__(**kwargs)
             self.units = units
             if state_size:
-                self.state_size = units
+                self.state_size = [units] if state == "list_size" else units
 
         def build(self, input_shape):
             if stub == "build":
@@ -631,6 +691,7 @@ def cell_class(
         ({"eager_only": True}, "failed", "inside tf.function (as fit() runs it) raised"),
         ({"initializer": "zeros"}, "failed", "every unit would compute the same thing"),
         ({"initializer": "ones"}, "failed", "starts with every value 1"),
+        ({"state": "list_size"}, "passed", "match SimpleRNN's"),
         ({"stop_input_gradient": True}, "failed", "the gradient with respect to the inputs"),
         ({"order": ("bias", "kernel", "recurrent_kernel")}, "failed", "in that order"),
         ({"order": ("kernel", "recurrent_kernel")}, "failed", "the cell has 2 weights"),

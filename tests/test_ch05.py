@@ -239,11 +239,11 @@ def attention(*, axis=-1, mask="where", fill=-1e9, scale=False, scores="q.k"):
     ("answer", "status", "fragment"),
     [
         (attention_weights, "passed", "softmax over the keys of the unscaled dot products"),
-        (keras_attention, "failed", "runs keras.layers.Attention: compute the scores"),
+        (keras_attention, "failed", "runs a library's attention"),
         (attention(fill=float("-inf")), "passed", "exactly no weight on padded keys"),
         (attention(mask="add", fill=-1e4), "passed", "exactly no weight"),
-        (lambda q, k, m: ch05.reference_attention(q, k, m), "failed", "own reference_attention"),
-        (lambda q, k, m: keras_attention(q, k, m), "failed", "runs keras.layers.Attention"),
+        (lambda q, k, m: ch05.reference_attention(q, k, m), "failed", "calls the check's own code"),
+        (lambda q, k, m: keras_attention(q, k, m), "failed", "runs a library's attention"),
         (attention(fill=-30.0), "failed", "padded keys get weights up to"),
         (
             lambda q, k, m: (attention_weights(q, k, m), q),
@@ -384,7 +384,7 @@ def greedy(*, feed="argmax", carry=True, steps=0, cut=True, keep_start=False, ke
         (
             course_search(decoding.greedy_search),
             "failed",
-            "calls the course's own tfcourse.decoding",
+            "calls a ready-made decoder",
         ),
         (None, "not attempted", "not attempted yet"),
         (not_written, "not attempted", "not attempted yet"),
@@ -595,9 +595,9 @@ def beam(mistake=""):
         (
             course_search(decoding.beam_search, beams=True),
             "failed",
-            "beam_decode calls the course's own tfcourse.decoding",
+            "beam_decode calls a ready-made decoder",
         ),
-        (course_search(decoding.exhaustive_search), "failed", "calls the course's own"),
+        (course_search(decoding.exhaustive_search), "failed", "calls a ready-made decoder"),
         (None, "not attempted", "not attempted yet"),
         (not_written, "not attempted", "not attempted yet"),
         (raises, "failed", "beam_decode raised RuntimeError: oops"),

@@ -27,16 +27,22 @@ def expect_tensor(value: Any, *, name: str = "your answer") -> None:
     """Require a TensorFlow Tensor where the exercise asks for one (not NumPy, not a list)."""
     import tensorflow as tf
 
-    if isinstance(value, tf.Tensor):
+    if isinstance(value, (tf.Tensor, tf.Variable)):
         return
+    if value is None:
+        raise Wrong(f"{name} is None; did you forget a `return`?")
     if isinstance(value, tf.RaggedTensor):
         raise Wrong(
             f"{name} is a RaggedTensor; the exercise asks for a dense Tensor (.to_tensor())."
         )
-    made = "NumPy" if isinstance(value, (np.ndarray, np.generic)) else "plain Python"
+    if isinstance(value, (np.ndarray, np.generic, list, tuple, int, float, bool)):
+        made = "NumPy" if isinstance(value, (np.ndarray, np.generic)) else "plain Python"
+        why = f"; {made} values cannot"
+    else:
+        why = ""
     raise Wrong(
         f"{name} is {_describe(value)}: the exercise asks for a Tensor. Compute it with "
-        f"TensorFlow ops, so that it also runs inside tf.function; {made} values cannot."
+        f"TensorFlow ops, so that it also runs inside tf.function{why}."
     )
 
 

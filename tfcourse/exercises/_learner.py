@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from tfcourse.exercises._framework import NotAttempted, Wrong, _describe, _one_line
@@ -216,16 +216,19 @@ _FORBIDDEN: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.Co
 
 
 @contextlib.contextmanager
-def forbid(target: str, message: str) -> Iterator[None]:
+def forbid(target: str | Sequence[str], message: str) -> Iterator[None]:
     """Within the block, learner code that calls `target` is `Wrong`, with `message`.
 
     For the course's own answer to an exercise, so that wrapping it does not pass: ``target`` is a
     dotted name, ``"tfcourse.decoding.beam_search"``, or a class, ``"keras.layers.SimpleRNNCell"``
     (any of the methods it defines), or a module, ``"tfcourse.decoding"`` (every function and
-    method defined in it). A call counts however the learner reached it: an alias, a subclass, a
-    wrapper. Blocks nest.
+    method defined in it), or a list of them. A call counts however the learner reached it: an
+    alias, a subclass, a wrapper. Only code written in the target's own file counts, so the
+    methods that `collections.namedtuple` gives every class are never forbidden. A target that
+    cannot be imported (an optional package) is skipped. Blocks nest.
     """
-    token = _FORBIDDEN.set((*_FORBIDDEN.get(), (target, message)))
+    targets = [target] if isinstance(target, str) else list(target)
+    token = _FORBIDDEN.set((*_FORBIDDEN.get(), *[(name, message) for name in targets]))
     try:
         yield
     finally:
@@ -237,19 +240,25 @@ def _code_objects(target: str) -> list[Any]:
         value: Any = importlib.import_module(target)
     except ImportError:
         module_name, _, attribute = target.rpartition(".")
-        value = getattr(importlib.import_module(module_name), attribute)
+        try:
+            value = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError):
+            return []  # an optional package this machine lacks: nothing to call
     if isinstance(value, types.ModuleType):  # every function and method the module defines
         defined = [v for v in vars(value).values() if getattr(v, "__module__", None) == target]
         functions = [f for v in defined for f in (vars(v).values() if isinstance(v, type) else [v])]
+        home = getattr(value, "__file__", None)
     elif isinstance(value, type):
         functions = list(vars(value).values())
+        home = getattr(sys.modules.get(value.__module__), "__file__", None)
     else:
         functions = [value]
+        home = None
     codes = []
     for function in functions:
         function = getattr(function, "__func__", function)  # classmethod, staticmethod
         code = getattr(inspect.unwrap(function), "__code__", None) if callable(function) else None
-        if code is not None:
+        if code is not None and (home is None or code.co_filename == home):
             codes.append(code)
     return codes
 

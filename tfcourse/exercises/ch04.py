@@ -35,6 +35,15 @@ NAME_ACCURACY_FLOOR = 0.66
 #: Exercise 04.2: the seconds `train_name_classifier` may train for.
 TRAINING_SECONDS = 180.0
 
+#: The check module's own computations, which an answer must not call.
+_CHECK_HELPERS = tuple(
+    f"tfcourse.exercises.ch04.{name}"
+    for name in ("_post_padded", "_length_mask", "_softmax", "_top_k", "_unroll")
+)
+_HELPER_USED = (
+    "your answer calls the check's own code (tfcourse.exercises.ch04): write the computation "
+    "yourself."
+)
 _KERAS_WRAPPED = re.compile(r"\x1b\[1m(.*?)\x1b\[0m", re.DOTALL)
 
 
@@ -66,6 +75,7 @@ PAD_CASES: tuple[list[list[int]], ...] = (
     [[0, 0, 4, 0], [], [2, 0]],
     [[5, 0, 0]],
     [[1, 2], [0, 3], [4, 0]],
+    [[], []],
 )
 
 
@@ -74,7 +84,14 @@ def check_pad_and_mask(pad_and_mask: Callable[[list[list[int]]], Any]) -> str:
     """Check `pad_and_mask(sequences)` on batches that hold zeros, an empty sequence and one row,
     then on batches drawn afresh each run, whose longest sequence is never the first."""
     for sequences in [*PAD_CASES, *_drawn_pad_cases(probe_rng())]:
-        result = call(pad_and_mask, [list(row) for row in sequences], name="pad_and_mask")
+        given = [list(row) for row in sequences]
+        with forbid(_CHECK_HELPERS, _HELPER_USED):
+            result = call(pad_and_mask, given, name="pad_and_mask")
+        if given != sequences:
+            raise Wrong(
+                f"pad_and_mask changed the lists it was given ({sequences} became {given}): "
+                "build new tensors, and leave the caller's lists as they were."
+            )
         padded, mask = _padded_and_mask(result)
         lengths = [len(row) for row in sequences]
         expected = _post_padded(sequences, fill=0)
@@ -82,7 +99,7 @@ def check_pad_and_mask(pad_and_mask: Callable[[list[list[int]]], Any]) -> str:
         _expect_mask(mask, lengths, expected, sequences)
     return (
         "post-pads with 0 into int64 Tensors and masks by length, for zeros, an empty sequence, "
-        "one sequence, equal lengths and batches drawn at random."
+        "one sequence, equal lengths, all empty and batches drawn at random."
     )
 
 
@@ -237,8 +254,18 @@ def check_name_classifier(
                 "it was given: the check relabels the classes to tell. Train a new model on the "
                 "train_ds argument; don't reuse a trained model or the notebook's datasets."
             )
+        majority = np.bincount(labels).max() / len(labels)
         classes = [data.spec("names").classes[i] for i in np.argsort(relabel)]
-        raise Wrong(_accuracy_mistake(predicted, labels, classes))
+        explained = _accuracy_mistake(predicted, labels, classes)
+        old_labels = float(np.mean(predicted == columns["label"]))
+        if "another order" not in explained and old_labels > max(2 * accuracy, majority):
+            raise Wrong(
+                f"classify gets {accuracy:.1%} of the test names right with the labels of the "
+                f"train_ds it was given, but {old_labels:.1%} with the notebook's own labels: it "
+                "learned from the notebook's datasets (the check relabels the classes to tell). "
+                "Train on the train_ds argument."
+            )
+        raise Wrong(explained)
     return (
         f"{accuracy:.1%} accuracy on the {len(names)} test names (the floor is "
         f"{NAME_ACCURACY_FLOOR:.0%}) with the classes relabelled, and a name's logits do not "
@@ -326,6 +353,15 @@ def _expect_batch_independent(classify: Callable[[list[str]], Any], names: list[
             "with training=False, so that dropout is off."
         )
     beside = pair[0]
+    after = _classify(classify, [long, short])[1]
+    if not np.allclose(after, alone, rtol=1e-4, atol=1e-4) and np.allclose(
+        beside, alone, rtol=1e-4, atol=1e-4
+    ):
+        raise Wrong(
+            f"the logits of {short!r} change when it comes after a longer name in the batch: "
+            "return one row per name, in the order of the names given (if you sort them by "
+            "length, put the rows back in the original order)."
+        )
     if not np.allclose(beside, alone, rtol=1e-4, atol=1e-4):
         gap = float(np.abs(beside - alone).max())
         raise Wrong(
@@ -403,7 +439,8 @@ def _draw(
 ) -> np.ndarray:
     import tensorflow as tf
 
-    result = call(sample, tf.constant(logits), temperature, k, list(seed), name="sample")
+    with forbid(_CHECK_HELPERS, _HELPER_USED):
+        result = call(sample, tf.constant(logits), temperature, k, list(seed), name="sample")
     expect_tensor(result, name="the output of sample")
     with learner_code("converting the output of sample"):
         ids = to_numpy(result, name="the output of sample")
@@ -556,10 +593,24 @@ def _expect_seeded(sample: Callable[..., Any], seed: list[int], rng: np.random.G
             "two calls with the same seed drew different ids: draw with "
             "tf.random.stateless_categorical(..., seed=seed), not tf.random.categorical."
         )
-    for part in (0, 1):
-        other = list(seed)
-        other[part] = (seed[part] + int(rng.integers(1, 1000))) % (2**31 - 1)
+    shift = int(rng.integers(1, 1000))
+    others = [
+        [(seed[0] + shift) % (2**31 - 1), seed[1]],
+        [seed[0], (seed[1] + shift) % (2**31 - 1)],
+    ]
+    others.append(
+        [seed[0] + shift, seed[1] - shift]
+        if seed[1] >= shift
+        else [seed[0] - shift, seed[1] + shift]
+    )
+    for part, other in zip((0, 1, None), others, strict=True):
         if np.array_equal(first, _draw(sample, logits, 1.0, None, other)):
+            if part is None:
+                raise Wrong(
+                    f"the seeds {seed} and {other}, whose parts have the same sum, drew the same "
+                    "ids: pass the seed itself to tf.random.stateless_categorical, not a "
+                    "combination of its parts."
+                )
             raise Wrong(
                 f"the seeds {seed} and {other}, which differ only in seed[{part}], drew the same "
                 "ids: pass the whole seed on to tf.random.stateless_categorical (the chapter's "
@@ -619,7 +670,7 @@ def check_rnn_cell(cell_class: type) -> str:
     rng = probe_rng()
     features = draw_except(rng, 2, 9, {_CHAPTER_FEATURES, _CHAPTER_UNITS})
     units = draw_except(rng, 2, 9, {_CHAPTER_FEATURES, _CHAPTER_UNITS, features})
-    with forbid("keras.layers.SimpleRNNCell", _DELEGATED):
+    with forbid("keras.layers.SimpleRNNCell", _DELEGATED), forbid(_CHECK_HELPERS, _HELPER_USED):
         cell, layer = _wrapped_cell(cell_class, features, units)
         weights = _expect_weights(cell, features, units)
         reference = keras.layers.SimpleRNN(units, return_sequences=True)
@@ -808,7 +859,8 @@ def _expect_gradients(
     respect to the weights and to the inputs (an Embedding below the cell trains through them)."""
     import tensorflow as tf
 
-    probe = rng.normal(size=(*x.shape[:2], layer.cell.state_size)).astype(np.float32)
+    units = int(np.asarray(weights[1].shape)[0])  # the recurrent kernel is units x units
+    probe = rng.normal(size=(*x.shape[:2], units)).astype(np.float32)
     inputs = tf.constant(x)
     with tf.GradientTape() as tape:
         tape.watch(inputs)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tfcourse.exercises._expect import expect_shape, to_numpy
+from tfcourse.exercises._expect import expect_shape, expect_tensor, to_numpy
 from tfcourse.exercises._framework import Wrong, _describe, check
 from tfcourse.exercises._learner import call, forbid, learner_code
 from tfcourse.exercises._probes import draw_except, probe_rng
@@ -62,9 +62,10 @@ def check_teacher_forcing(teacher_forcing_pair: Callable[[Any, int, int], Any]) 
     for tokens, start_id, end_id, as_tensor in [*TEACHER_CASES, _drawn_teacher_case(probe_rng())]:
         given = tf.constant(tokens) if as_tensor else tokens.copy()
         try:
-            result = call(
-                teacher_forcing_pair, given, start_id, end_id, name="teacher_forcing_pair"
-            )
+            with forbid(_CHECK_HELPERS, _REFERENCE_USED):
+                result = call(
+                    teacher_forcing_pair, given, start_id, end_id, name="teacher_forcing_pair"
+                )
         except Wrong as wrong:
             raise Wrong(_dtype_hint(str(wrong))) from wrong
         inputs, targets = _pair_arrays(result, tokens)
@@ -349,13 +350,38 @@ ATTENTION_CASES: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...] = (
 #: Exercise 05.2: the most weight a padded key may get: none at all, as the exercise says.
 MASKED_WEIGHT_LIMIT = 0.0
 _ATTENTION_DELEGATED = (
-    "attention_weights runs keras.layers.Attention: compute the scores (query @ keys^T), mask "
-    "them and take the softmax yourself."
+    "attention_weights runs a library's attention (keras.layers.Attention, MultiHeadAttention "
+    "or keras.ops.dot_product_attention): compute the scores (query @ keys^T), mask them and "
+    "take the softmax yourself."
 )
 
 
+#: Library attention a learner could hand 05.2 to, instead of computing it.
+_LIBRARY_ATTENTION = (
+    "keras.layers.Attention",
+    "keras.layers.MultiHeadAttention",
+    "keras.ops.dot_product_attention",
+)
+#: Ready-made decoding loops (keras_hub is optional: skipped where it is not installed).
+_LIBRARY_SAMPLERS = ("keras_hub.samplers.Sampler", "keras_hub.samplers.BeamSampler")
+#: The check module's own computations, which an answer must not call.
+_CHECK_HELPERS = tuple(
+    f"tfcourse.exercises.ch05.{name}"
+    for name in (
+        "reference_attention",
+        "_masked_softmax",
+        "_scores",
+        "_teacher_pair",
+        "_with_end",
+        "_end_fed_inputs",
+        "_greedy",
+        "_best",
+        "_search",
+        "_beam_row",
+    )
+)
 _REFERENCE_USED = (
-    "attention_weights calls the check's own reference_attention: write the computation "
+    "your answer calls the check's own code (tfcourse.exercises.ch05): write the computation "
     "yourself, with TensorFlow ops."
 )
 
@@ -385,8 +411,8 @@ def check_attention_weights(attention_weights: Callable[[Any, Any, Any], Any]) -
     cases = [*ATTENTION_CASES, _drawn_attention_case(probe_rng())]
     for query, keys, mask in cases:
         with (
-            forbid("keras.layers.Attention", _ATTENTION_DELEGATED),
-            forbid("tfcourse.exercises.ch05.reference_attention", _REFERENCE_USED),
+            forbid(_LIBRARY_ATTENTION, _ATTENTION_DELEGATED),
+            forbid(_CHECK_HELPERS, _REFERENCE_USED),
         ):
             result = call(
                 attention_weights,
@@ -400,6 +426,7 @@ def check_attention_weights(attention_weights: Callable[[Any, Any, Any], Any]) -
                 "it returned a pair; return only the weights (keras.layers.Attention gives "
                 "(outputs, scores) with return_attention_scores=True)."
             )
+        expect_tensor(result, name="the attention weights")
         with learner_code("converting the output of attention_weights"):
             weights = to_numpy(result, name="the attention weights")
         _expect_attention(weights, query, keys, mask)
@@ -518,10 +545,15 @@ def _leak_mistake(w: np.ndarray, padded: np.ndarray, scores: np.ndarray, mask: n
             "it multiplies the scores by the mask: a padded key's score becomes 0, not -inf, "
             "and still gets weight; use tf.where(mask[:, None, :], scores, -1e9)."
         )
+    if w[padded].max() > 0.01:
+        return (
+            f"keys where the mask argument is False get weights up to {w[padded].max():.3g}: "
+            "mask exactly the keys the mask you are given marks False, with "
+            "tf.where(mask[:, None, :], scores, -1e9) before the softmax."
+        )
     return (
-        f"padded keys get weights up to {w[padded].max():.3g}, more than "
-        f"{MASKED_WEIGHT_LIMIT:g}: give their scores -1e9 (or -inf), not a small negative "
-        "number, before the softmax."
+        f"padded keys get weights up to {w[padded].max():.3g}, not exactly 0: give their scores "
+        "-1e9 (or -inf), not a small negative number, before the softmax."
     )
 
 
@@ -754,10 +786,13 @@ def _run_decoder(
     model = _Model(case)
     args = (model.step_fn, model.initial_state(), case.start_id, case.end_id, case.max_length)
     delegated = (
-        f"{name} calls the course's own tfcourse.decoding, which the chapter used: write the "
-        "decoding loop yourself."
+        f"{name} calls a ready-made decoder (tfcourse.decoding, which the chapter used, or "
+        "keras_hub's samplers): write the decoding loop yourself."
     )
-    with forbid("tfcourse.decoding", delegated):
+    with (
+        forbid(["tfcourse.decoding", *_LIBRARY_SAMPLERS], delegated),
+        forbid(_CHECK_HELPERS, _REFERENCE_USED),
+    ):
         result = call(decode, *args, *extra, name=name)
     with learner_code(f"reading what {name} returned"):
         return model, _sequences(result, len(case.rows), name)
