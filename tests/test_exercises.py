@@ -1,5 +1,6 @@
 """The check framework: statuses, safety, recording, and comparisons that explain themselves."""
 
+import contextlib
 import json
 import os
 import signal
@@ -542,3 +543,21 @@ def test_a_libraries_not_implemented_error_is_a_mistake_not_the_template(tf):
     with pytest.raises(NotAttempted):  # the learner's own, as in the template
         with learner_code():
             raise NotImplementedError("Write your answer here, then run the check below.")
+
+
+@pytest.mark.timeout(60)
+def test_a_time_limit_off_the_main_thread_leaves_the_interpreter_fast(budget):
+    """Clearing an async exception that was never set left CPython 3.11's eval loop on its slow
+    path for good; a profile hook (forbid's) then made a one-line answer run for minutes."""
+
+    def worker():
+        with contextlib.suppress(Wrong), learner_code("your loop"):
+            time.sleep(0.01)  # ends before its time limit: nothing to deliver
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(30)
+    start = time.monotonic()
+    assert _forbidden_check(lambda x: x + x).passed
+    sum(range(200_000))
+    assert time.monotonic() - start < 5

@@ -365,11 +365,13 @@ def _alarm(seconds: float) -> Iterator[None]:
 def _async_raise_after(seconds: float) -> Iterator[None]:
     target = ctypes.c_ulong(threading.get_ident())
     lock = threading.Lock()
-    armed = True
+    armed, fired, delivered = True, False, False
 
     def ring() -> None:
+        nonlocal fired
         with lock:
             if armed:
+                fired = True
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(_OutOfTime))
 
     timer = threading.Timer(seconds, ring)
@@ -377,8 +379,15 @@ def _async_raise_after(seconds: float) -> Iterator[None]:
     timer.start()
     try:
         yield
+    except _OutOfTime:
+        delivered = True
+        raise
     finally:
         with lock:
             armed = False
         timer.cancel()
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)  # drop one not yet delivered
+        # Drop an exception set but not yet delivered. Only then: on CPython 3.11, clearing when
+        # nothing is pending leaves the interpreter's "async exception" flag set, and every
+        # thread then takes the slow path of the eval loop at every instruction, for good.
+        if fired and not delivered:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)

@@ -623,6 +623,13 @@ def _expect_one_row(sample: Callable[..., Any], seed: list[int]) -> None:
     _draw(sample, SAMPLE_ROWS[:1], 1.0, 3, seed)
 
 
+def _in_graph(sample: Callable[..., Any]) -> Callable[..., Any]:
+    def graph_sample(logits: Any, seed: Any) -> Any:  # a def, not a lambda: autograph reads it
+        return sample(logits, 1.0, 3, seed)
+
+    return graph_sample
+
+
 def _expect_in_graph_sample(sample: Callable[..., Any], seed: list[int]) -> None:
     """In `tf.function`, as the chapter's generator runs it, the same seed draws the same ids."""
     import tensorflow as tf
@@ -630,9 +637,7 @@ def _expect_in_graph_sample(sample: Callable[..., Any], seed: list[int]) -> None
     logits = np.tile(SAMPLE_ROWS, (50, 1))
     eager = _draw(sample, logits, 1.0, 3, seed)
     with learner_code("sample inside tf.function (as the chapter's generator runs it)"):
-        graph = tf.function(lambda x, s: sample(x, 1.0, 3, s))(
-            tf.constant(logits), tf.constant(seed, tf.int64)
-        )
+        graph = tf.function(_in_graph(sample))(tf.constant(logits), tf.constant(seed, tf.int64))
         graph = to_numpy(graph, name="the output of sample inside tf.function")
     if graph.shape != eager.shape or not np.array_equal(graph, eager):
         raise Wrong(
@@ -842,8 +847,11 @@ def _expect_in_graph(layer: Any, reference: Any, x: np.ndarray) -> None:
     """The layer inside `tf.function`, as `fit()` runs it, gives the eager outputs."""
     import tensorflow as tf
 
+    def graph_call(inputs: Any) -> Any:  # a def, not a lambda: autograph reads its source
+        return layer(inputs)
+
     with _keras_code("RNN(your cell) inside tf.function (as fit() runs it)"):
-        outputs = tf.function(lambda inputs: layer(inputs))(tf.constant(x))
+        outputs = tf.function(graph_call)(tf.constant(x))
         outputs = to_numpy(outputs, name="the output of RNN(your cell) in tf.function")
     if not np.allclose(outputs, np.asarray(reference(x)), rtol=1e-4, atol=1e-5):
         raise Wrong(
