@@ -561,3 +561,20 @@ def test_a_time_limit_off_the_main_thread_leaves_the_interpreter_fast(budget):
     assert _forbidden_check(lambda x: x + x).passed
     sum(range(200_000))
     assert time.monotonic() - start < 5
+
+
+def test_every_target_a_check_forbids_exists():
+    """A renamed helper would silently stop being forbidden: each target must resolve to code."""
+    from tfcourse.exercises import ch04, ch05
+
+    targets = [
+        *ch04._CHECK_HELPERS,
+        *ch05._CHECK_HELPERS,
+        *ch05._LIBRARY_ATTENTION,
+        "keras.layers.SimpleRNNCell",
+        "tfcourse.decoding",
+        "tfcourse.litert.quantize",
+        "tfcourse.litert.dequantize",
+    ]
+    for target in targets:
+        assert _learner._code_objects(target), target
