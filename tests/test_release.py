@@ -32,8 +32,9 @@ def test_student_release_runs_to_the_end_with_one_wrong_answer(path, tmp_path, m
 
     The wrong answer is the last exercise whose stub is inside a function: it raises instead.
     """
-    released = release(nbformat.read(path, as_version=4))
-    wrong = _answer_wrongly(released)
+    source = nbformat.read(path, as_version=4)
+    released = release(source)
+    wrong = _answer_wrongly(source, released)
     student = tmp_path / path.name
     nbformat.write(released, student)
     log = tmp_path / "grades.jsonl"
@@ -51,10 +52,15 @@ def test_student_release_runs_to_the_end_with_one_wrong_answer(path, tmp_path, m
     assert set(last_grade.values()) == {"not attempted"}, last_grade
 
 
-def _answer_wrongly(nb: nbformat.NotebookNode) -> str:
-    """Make the last exercise whose stub sits in a function body raise; return its number."""
-    for exercise in reversed(exercises(nb)):
-        for index in exercise.answers:
+def _answer_wrongly(source_nb: nbformat.NotebookNode, nb: nbformat.NotebookNode) -> str:
+    """Make the last exercise whose stub sits in a function body raise; return its number.
+
+    The exercises are found in the source (the release has no solution markers left), and their
+    answer cells in the release by cell id."""
+    by_id = {cell.get("id"): index for index, cell in enumerate(nb.cells)}
+    for exercise in reversed(exercises(source_nb)):
+        for answer in exercise.answers:
+            index = by_id[source_nb.cells[answer].get("id")]
             source = nb.cells[index].source
             indented = re.search(rf"^([ \t]+){re.escape(STUB)}", source, re.MULTILINE)
             if indented:
