@@ -162,6 +162,23 @@ def check_full_int8(
     )
 
 
+def _agreement(
+    full_int8: Callable[[Any, np.ndarray], Any],
+    model: Any,
+    x_train: np.ndarray,
+    images: np.ndarray,
+    *,
+    name: str,
+) -> float:
+    """The share of `images` on which `full_int8(model, x_train)`'s int8 model predicts the
+    class that `model` predicts."""
+    want = np.argmax(model.predict(images, verbose=0), axis=1)
+    flatbuffer = _tflite_bytes(call(full_int8, model, x_train, name=name), name=name)
+    with learner_code("running the model you returned"):
+        got = np.argmax(litert.predict(flatbuffer, images), axis=1)
+    return float(np.mean(got == want))
+
+
 def _expect_uses_its_model(
     full_int8: Callable[[Any, np.ndarray], Any],
     model: Any,
@@ -180,15 +197,11 @@ def _expect_uses_its_model(
         return  # not a dense or convolutional head: nothing to renumber
     renumbered = keras.models.clone_model(model)
     renumbered.set_weights([*weights[:-2], np.roll(kernel, 1, axis=-1), np.roll(bias, 1)])
-    images = x_test[:200]
-    want = np.argmax(renumbered.predict(images, verbose=0), axis=1)
-    flatbuffer = _tflite_bytes(call(full_int8, renumbered, x_train, name=name), name=name)
-    with learner_code("running the model you returned"):
-        got = np.argmax(litert.predict(flatbuffer, images), axis=1)
-    if np.mean(got == want) < 0.9:
+    agreement = _agreement(full_int8, renumbered, x_train, x_test[:200], name=name)
+    if agreement < 0.9:
         raise Wrong(
             f"{name} did not convert the model it was given: for a copy of the model whose "
-            f"classes are renumbered, its model agrees with the copy on {np.mean(got == want):.0%} "
+            f"classes are renumbered, its model agrees with the copy on {agreement:.0%} "
             "of the test images. Export and convert the `model` argument, not a model from the "
             "notebook."
         )
@@ -210,16 +223,13 @@ def _expect_calibrates_on_its_argument(
     inputs = keras.Input(model.input_shape[1:])
     wrapped = keras.Model(inputs, model(keras.layers.Rescaling(255.0)(inputs)))
     images = (x_test[:200] / 255.0).astype(np.float32)
-    want = np.argmax(wrapped.predict(images, verbose=0), axis=1)
     scaled = (np.asarray(x_train) / 255.0).astype(np.float32)
-    flatbuffer = _tflite_bytes(call(full_int8, wrapped, scaled, name=name), name=name)
-    with learner_code("running the model you returned"):
-        got = np.argmax(litert.predict(flatbuffer, images), axis=1)
-    if np.mean(got == want) < 0.9:
+    agreement = _agreement(full_int8, wrapped, scaled, images, name=name)
+    if agreement < 0.9:
         raise Wrong(
             f"{name} did not calibrate on the x_train it was given: for a model that takes "
             "pixels scaled to [0, 1], with x_train scaled alike, its int8 model agrees with the "
-            f"float one on {np.mean(got == want):.0%} of the images. Yield images from the "
+            f"float one on {agreement:.0%} of the images. Yield images from the "
             "x_train argument, not the notebook's own arrays (and never the test images, on "
             "which the accuracy is measured)."
         )
