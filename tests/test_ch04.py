@@ -571,6 +571,45 @@ def tf_cast(ids):
     return tf.cast(ids, tf.int32)
 
 
+def exactly_k(*, highest_ids=False):
+    """A right answer that keeps exactly k ids when the k-th logit is tied (lowest or highest ids)."""
+    import tensorflow as tf
+
+    def answer(logits, temperature, k, seed):
+        logits = tf.convert_to_tensor(logits, tf.float32)
+        if temperature == 0:
+            return tf.argmax(logits, axis=-1)
+        if k is not None:
+            flipped = logits[:, ::-1] if highest_ids else logits
+            _, kept = tf.math.top_k(flipped, k=k)
+            if highest_ids:
+                kept = logits.shape[1] - 1 - kept
+            mask = tf.reduce_any(tf.one_hot(kept, logits.shape[1]) > 0, axis=1)
+            logits = tf.where(mask, logits, -np.inf)
+        return tf.random.stateless_categorical(logits / temperature, 1, seed=seed, dtype=tf.int64)[:, 0]
+
+    return answer
+
+
+@pytest.mark.parametrize("answer", [sample, exactly_k(), exactly_k(highest_ids=True)])
+def test_check_sample_accepts_either_convention_for_ties(tf, answer):
+    assert ch04.check_sample(answer).passed
+
+
+def test_check_sample_rejects_a_wrong_choice_at_a_tie(tf, monkeypatch):
+    """Drawing as if the tied ids were not tied (a sampler that weighs them by position) fails."""
+    import tensorflow as tf
+
+    def answer(logits, temperature, k, seed):
+        logits = tf.convert_to_tensor(logits, tf.float32)
+        if temperature != 0 and k is not None:
+            logits = logits + tf.range(logits.shape[1], dtype=tf.float32) * 0.2 * tf.cast(
+                tf.reduce_any(tf.equal(logits, 1.7), axis=1, keepdims=True), tf.float32)
+        return sample(logits, temperature, k, seed)
+
+    assert_result(ch04.check_sample(answer), "failed", "is tied")
+
+
 @pytest.mark.parametrize("seed", [[0, 1], [7, 3], [123, 456], [2**20, 5]])
 def test_check_sample_passes_the_right_answer_for_other_seeds(tf, monkeypatch, seed):
     monkeypatch.setattr(ch04, "_SEED", seed)

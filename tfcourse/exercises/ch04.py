@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -402,6 +403,8 @@ SAMPLE_ROWS = np.array(
     ],
     dtype=np.float32,
 )
+#: Exercise 04.3: a row whose 3rd largest logit is tied three ways (ids 0, 2 and 5), drawn with k=3.
+SAMPLE_TIE_ROW, SAMPLE_TIE_K = np.array([1.0, 2.0, 1.0, 0.5, 1.7, 1.0], dtype=np.float32), 3
 #: Exercise 04.3: (temperature, k) pairs whose draws the check compares with their distribution.
 SAMPLE_CASES: tuple[tuple[float, int | None], ...] = ((1.0, None), (2.0, None), (0.5, 3), (1.5, 2))
 #: Exercise 04.3: draws per row, and the most standard errors a frequency may be off.
@@ -422,6 +425,7 @@ def check_sample(sample: Callable[..., Any]) -> str:
     for temperature, k in SAMPLE_CASES:
         _expect_distribution(sample, temperature, k)
     _expect_argmax(sample, 0.01)
+    _expect_ties(sample)
     rng = probe_rng()
     seed = [int(part) for part in rng.integers(0, 2**31 - 1, 2)]
     _expect_seeded(sample, seed, rng)
@@ -534,6 +538,45 @@ def _expect_within_top_k(
     raise Wrong(
         f"with k={k} it drew id {outside[0]}, which is not among the {k} largest logits of "
         "its row: set the other logits to -inf (not 0), and pass logits, not probabilities."
+    )
+
+
+def _tie_conventions(row: np.ndarray, k: int) -> list[np.ndarray]:
+    """The distributions a right answer may sample from when the k-th largest logit is tied.
+
+    Either exactly k ids (any of the tied ones: `tf.math.top_k` keeps the lowest ids, a sort in
+    the other direction the highest, random noise any), or every id whose logit is at least the
+    k-th largest.
+    """
+    kth = np.sort(row)[::-1][k - 1]
+    above, tied = np.flatnonzero(row > kth), np.flatnonzero(row == kth)
+    kept_sets = [np.concatenate([above, list(chosen)]) for chosen in
+                 itertools.combinations(tied, k - len(above))]
+    kept_sets.append(np.concatenate([above, tied]))
+    distributions = []
+    for kept in kept_sets:
+        masked = np.full(row.shape, -np.inf)
+        masked[kept.astype(int)] = row[kept.astype(int)]
+        distributions.append(_softmax(masked))
+    # exactly k, the tied ones chosen at random per draw: the average of the exactly-k choices
+    distributions.append(np.mean(distributions[:-1], axis=0))
+    return distributions
+
+
+def _expect_ties(sample: Callable[..., Any]) -> None:
+    """A tie at the k-th logit: exactly k kept, or every tied one; both conventions are right."""
+    row, k = SAMPLE_TIE_ROW, SAMPLE_TIE_K
+    ids = _draw(sample, np.tile(row, (SAMPLE_DRAWS, 1)), 1.0, k, _SEED)
+    frequencies = np.bincount(ids, minlength=len(row)) / len(ids)
+    if any(_fits(frequencies, expected) for expected in _tie_conventions(row, k)):
+        return
+    used = sorted(set(ids.tolist()))
+    raise Wrong(
+        f"on the row {row.tolist()} with k={k}, whose k-th largest logit "
+        f"({np.sort(row)[::-1][k - 1]:g}) is tied, "
+        f"it drew ids {used} with frequencies {np.round(frequencies, 3).tolist()}. Keep exactly k "
+        "ids (as tf.math.top_k does) or every id whose logit is at least the k-th largest, and "
+        "give the others -inf."
     )
 
 
