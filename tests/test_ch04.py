@@ -572,7 +572,7 @@ def tf_cast(ids):
 
 
 def exactly_k(*, highest_ids=False):
-    """A right answer that keeps exactly k ids when the k-th logit is tied (lowest or highest ids)."""
+    """A right answer keeping exactly k ids when the k-th logit is tied (lowest or highest ids)."""
     import tensorflow as tf
 
     def answer(logits, temperature, k, seed):
@@ -586,7 +586,8 @@ def exactly_k(*, highest_ids=False):
                 kept = logits.shape[1] - 1 - kept
             mask = tf.reduce_any(tf.one_hot(kept, logits.shape[1]) > 0, axis=1)
             logits = tf.where(mask, logits, -np.inf)
-        return tf.random.stateless_categorical(logits / temperature, 1, seed=seed, dtype=tf.int64)[:, 0]
+        scaled = logits / temperature
+        return tf.random.stateless_categorical(scaled, 1, seed=seed, dtype=tf.int64)[:, 0]
 
     return answer
 
@@ -604,7 +605,8 @@ def test_check_sample_rejects_a_wrong_choice_at_a_tie(tf, monkeypatch):
         logits = tf.convert_to_tensor(logits, tf.float32)
         if temperature != 0 and k is not None:
             logits = logits + tf.range(logits.shape[1], dtype=tf.float32) * 0.2 * tf.cast(
-                tf.reduce_any(tf.equal(logits, 1.7), axis=1, keepdims=True), tf.float32)
+                tf.reduce_any(tf.equal(logits, 1.7), axis=1, keepdims=True), tf.float32
+            )
         return sample(logits, temperature, k, seed)
 
     assert_result(ch04.check_sample(answer), "failed", "is tied")

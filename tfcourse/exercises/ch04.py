@@ -550,8 +550,10 @@ def _tie_conventions(row: np.ndarray, k: int) -> list[np.ndarray]:
     """
     kth = np.sort(row)[::-1][k - 1]
     above, tied = np.flatnonzero(row > kth), np.flatnonzero(row == kth)
-    kept_sets = [np.concatenate([above, list(chosen)]) for chosen in
-                 itertools.combinations(tied, k - len(above))]
+    kept_sets = [
+        np.concatenate([above, list(chosen)])
+        for chosen in itertools.combinations(tied, k - len(above))
+    ]
     kept_sets.append(np.concatenate([above, tied]))
     distributions = []
     for kept in kept_sets:
