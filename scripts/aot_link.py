@@ -18,6 +18,7 @@ Needs cmake, a C++17 compiler and the course's environment. Exits 0 when the out
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -78,6 +79,10 @@ def build_runtime(tensorflow_dir: Path, build: Path) -> Path:
     return library
 
 
+#: The LLVM target triple for this machine's CPU: `aot_compile_cpu` writes x86-64 code otherwise.
+TARGET_TRIPLES = {"x86_64": "x86_64-pc-linux", "aarch64": "aarch64-none-linux-gnu"}
+
+
 def main() -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
@@ -91,7 +96,8 @@ def main() -> int:
         [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "aot_compile_cpu",
          "--dir", str(work / "saved_model"), "--tag_set", "serve",
          "--signature_def_key", "serving_default",
-         "--output_prefix", str(work / "tiny_model"), "--cpp_class", "TinyModel"],
+         "--output_prefix", str(work / "tiny_model"), "--cpp_class", "TinyModel",
+         "--target_triple", TARGET_TRIPLES[platform.machine()]],  # default: x86-64 on any host
         capture_output=True,
     )  # fmt: skip
     tensorflow_dir = Path(tf.__file__).parent

@@ -592,9 +592,42 @@ def exactly_k(*, highest_ids=False):
     return answer
 
 
-@pytest.mark.parametrize("answer", [sample, exactly_k(), exactly_k(highest_ids=True)])
+def seeded_random_tie_break(logits, temperature, k, seed):
+    """Right: exactly k ids, ties broken by seeded noise, so a tied id is kept at random per row."""
+    import tensorflow as tf
+
+    logits = tf.convert_to_tensor(logits, tf.float32)
+    if temperature == 0 or k is None:
+        return sample(logits, temperature, k, seed)
+    noise = tf.random.stateless_uniform(tf.shape(logits), seed=[seed[1], seed[0]]) * 1e-4
+    _, kept = tf.math.top_k(logits + noise, k=k)
+    mask = tf.reduce_any(tf.one_hot(kept, logits.shape[1]) > 0, axis=1)
+    masked = tf.where(mask, logits, -np.inf) / temperature
+    return tf.random.stateless_categorical(masked, 1, seed=seed, dtype=tf.int64)[:, 0]
+
+
+def unseeded_tie_break(logits, temperature, k, seed):
+    """Wrong: ties broken by unseeded noise, so the same seed draws other ids."""
+    import tensorflow as tf
+
+    logits = tf.convert_to_tensor(logits, tf.float32)
+    if temperature == 0 or k is None:
+        return sample(logits, temperature, k, seed)
+    _, kept = tf.math.top_k(logits + tf.random.uniform(tf.shape(logits)) * 1e-4, k=k)
+    mask = tf.reduce_any(tf.one_hot(kept, logits.shape[1]) > 0, axis=1)
+    masked = tf.where(mask, logits, -np.inf) / temperature
+    return tf.random.stateless_categorical(masked, 1, seed=seed, dtype=tf.int64)[:, 0]
+
+
+@pytest.mark.parametrize(
+    "answer", [sample, exactly_k(), exactly_k(highest_ids=True), seeded_random_tie_break]
+)
 def test_check_sample_accepts_either_convention_for_ties(tf, answer):
     assert ch04.check_sample(answer).passed
+
+
+def test_check_sample_rejects_an_unseeded_tie_break(tf):
+    assert_result(ch04.check_sample(unseeded_tie_break), "failed", "break ties without unseeded")
 
 
 def test_check_sample_rejects_a_wrong_choice_at_a_tie(tf, monkeypatch):

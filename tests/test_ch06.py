@@ -37,7 +37,25 @@ def test_count_fusions_counts_fusion_instructions_only():
         (raises, "failed", "raised RuntimeError: oops"),
         (hlo("hlo"), "failed", "has no fusion: this is the HLO before XLA's optimisations"),
         (hlo("optimized_hlo_dot"), "failed", "returned a Graphviz graph"),
-        (hlo(shape=[2, 2]), "failed", "has no parameter of type f32[7,5]"),
+        (hlo(shape=[1, 1]), "failed", "has no parameter of type f32["),
+        (
+            lambda fn, x: hlo()(
+                lambda y: (
+                    __import__("tensorflow").nn.relu(y * 3.0 - 1.0)
+                    + __import__("tensorflow").exp(-y)
+                ),
+                x,
+            ),
+            "failed",
+            "is not the HLO XLA makes of that function",
+        ),
+        (lambda fn, x: hlo()(lambda y: fn(fn(y)), x), "failed", "not fn applied twice"),
+        (lambda fn, x: hlo()(lambda y: fn(y) + 0.0 * y, x), "failed", "is not the HLO XLA makes"),
+        (
+            lambda fn, x: hlo()(fn, __import__("tensorflow").TensorSpec(x.shape, x.dtype)),
+            "passed",
+            "optimised HLO text",
+        ),
         (lambda fn, x: fn(x), "failed", "returned a Tensor: you ran the function"),
         (lambda fn, x: None, "failed", "returned None"),
         (

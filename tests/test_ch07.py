@@ -103,36 +103,36 @@ def digits(tf):
     return model, x_train, test["image"].astype(np.float32), test["label"]
 
 
-def full_int8(model, x_train, *, images=None, io=True, ops=True, calibrate=True):
-    """The notebook's solution, with switches for the classic mistakes."""
-    import tensorflow as tf
+def full_int8(float_model, x_train, *, images=None, recipe_name="static_wi8_ai8", calibrate=True):
+    """The notebook's solution (LiteRT Quantizer), with switches for the classic mistakes."""
+    from ai_edge_litert.interpreter import Interpreter
+    from litert_quantizer import Quantizer, recipe
 
-    converter = export(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    quantizer = Quantizer(float_model)
+    quantizer.load_quantization_recipe(getattr(recipe, recipe_name)())
+    if not calibrate:
+        return bytes(quantizer.quantize(enable_progress_report=False).quantized_model)
     images = x_train[:100] if images is None else images
-    if calibrate:
-        converter.representative_dataset = lambda: ([image[np.newaxis]] for image in images)
-    if ops:
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if io:
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    return converter.convert()
+    ((key, io),) = Interpreter(model_content=float_model).get_signature_list().items()
+    calibration = {key: [{io["inputs"][0]: image[np.newaxis]} for image in images]}
+    calibrated = quantizer.calibrate(calibration, num_threads=1)
+    return bytes(quantizer.quantize(calibrated, enable_progress_report=False).quantized_model)
 
 
-def input_only(model, x_train):
-    import tensorflow as tf
+def the_result_object(float_model, x_train):
+    from ai_edge_litert.interpreter import Interpreter
+    from litert_quantizer import Quantizer, recipe
 
-    converter = export(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([image[np.newaxis]] for image in x_train[:100])
-    converter.inference_input_type = tf.int8
-    return converter.convert()
+    quantizer = Quantizer(float_model)
+    quantizer.load_quantization_recipe(recipe.static_wi8_ai8())
+    ((key, io),) = Interpreter(model_content=float_model).get_signature_list().items()
+    calibration = {key: [{io["inputs"][0]: image[None]} for image in x_train[:100]]}
+    return quantizer.quantize(quantizer.calibrate(calibration), enable_progress_report=False)
 
 
-def the_first_model(model, x_train, *, first=[]):  # noqa: B006 (remembers the first model)
-    """Converts whatever model it saw first: a notebook global instead of the argument."""
-    first.append(model)
+def the_first_model(float_model, x_train, *, first=[]):  # noqa: B006 (remembers the first model)
+    """Quantizes whatever model it saw first: a notebook global instead of the argument."""
+    first.append(float_model)
     return full_int8(first[0], x_train)
 
 
@@ -146,28 +146,47 @@ TRAIN_IMAGES = data.load_numpy("mnist5k", "train")["image"].astype(np.float32)
     ("answer", "status", "fragment"),
     [
         (full_int8, "passed", "int8 input, output and ops"),
-        (lambda m, x: full_int8(m, x, ops=False), "passed", "int8 input, output and ops"),
+        (
+            lambda m, x: full_int8(
+                m, x, images=x[np.random.default_rng(5).permutation(len(x))[:300]]
+            ),
+            "passed",
+            "int8 input, output and ops",
+        ),
         (None, "not attempted", "not attempted yet"),
         (not_written, "not attempted", "not attempted yet"),
         (raises, "failed", "raised RuntimeError: oops"),
-        (lambda m, x: full_int8(m, x, io=False), "failed", "input is float32, not int8"),
-        (input_only, "failed", "output is float32, not int8"),
         (
-            lambda m, x: full_int8(m, x, calibrate=False, io=False, ops=False),
+            lambda m, x: full_int8(m, x, recipe_name="dynamic_wi8_afp32", calibrate=False),
             "failed",
-            "input is float32",
+            "input is float32, not int8",
         ),
-        (lambda m, x: full_int8(m, x, calibrate=False), "failed", "representative"),
-        (lambda m, x: to_tflite(m), "failed", "nothing in the model"),
-        (lambda m, x: full_int8(m, x, images=x[:100] / 255), "failed", "unlike the test images"),
-        (lambda m, x: full_int8(m, x, images=NOISE), "failed", "unlike the test images"),
+        (
+            lambda m, x: full_int8(m, x, recipe_name="weight_only_wi8_afp32", calibrate=False),
+            "failed",
+            "input is float32, not int8",
+        ),
+        (lambda m, x: full_int8(m, x, recipe_name="static_wi8_ai16"), "failed", "input is int16"),
+        (lambda m, x: full_int8(m, x, calibrate=False), "failed", "running calibration"),
+        (lambda m, x: full_int8(m, x, images=x[:1]), "failed", "too few images"),
+        (lambda m, x: m, "failed", "nothing in the model"),
+        (the_result_object, "failed", "returned QuantizationResult"),
+        (
+            lambda m, x: full_int8(m, x, images=x[:100] / 255),
+            "failed",
+            "images unlike the test images",
+        ),
+        (lambda m, x: full_int8(m, x, images=NOISE), "failed", "images unlike the test images"),
         (lambda m, x: len(full_int8(m, x)), "failed", "returned the number"),
-        (the_first_model, "failed", "did not convert the model it was given"),
+        (the_first_model, "failed", "did not quantize the model it was given"),
         # calibrated on the notebook's own arrays, not the argument: a data leak with the test set
         (lambda m, x: full_int8(m, x, images=TEST_IMAGES[:100]), "failed", "did not calibrate"),
         (lambda m, x: full_int8(m, x, images=TRAIN_IMAGES[:100]), "failed", "did not calibrate"),
-        (lambda m, x: full_int8(m, x, images=x[:1]), "failed", "a hundred or so"),  # one image
-        (lambda m, x: full_int8(m, x, images=PIXEL_NOISE), "failed", "unlike the test images"),
+        (
+            lambda m, x: full_int8(m, x, images=PIXEL_NOISE),
+            "failed",
+            "images unlike the test images",
+        ),
     ],
 )
 def test_check_full_int8(digits, answer, status, fragment):
@@ -269,14 +288,14 @@ def test_the_quantize_check_reads_a_model_whose_input_range_needs_clipping(tf):
 
 
 # 07.4 keep_sensitive_layer_float -----------------------------------------------------------------
-def selective(float_model, layer_names, evaluate, *, pick=max, keep=None):
-    """The notebook's solution; `pick=min` or a fixed `keep` are classic mistakes."""
+def selective(float_model, layer_names, evaluate, *, pick=max, keep=None, base="dynamic_wi8_afp32"):
+    """The notebook's solution; `pick=min`, a fixed `keep` or another `base` recipe are mistakes."""
     from litert_quantizer import Quantizer, qtyping, recipe
     from litert_quantizer.algorithm_manager import AlgorithmName
 
     def quantized(keep_float):
         quantizer = Quantizer(float_model)
-        quantizer.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+        quantizer.load_quantization_recipe(getattr(recipe, base)())
         if keep_float:
             quantizer.update_quantization_recipe(
                 regex=f".*{keep_float}.*",
@@ -300,19 +319,45 @@ def weight_only(float_model, layer_names, evaluate):
     return bytes(quantizer.quantize(enable_progress_report=False).quantized_model)
 
 
+def largest_weight(float_model, layer_names, evaluate):
+    """No measurement: keeps the layer with the largest weight, which the planted row is."""
+    weights = litert.weight_tensors(float_model)
+    biggest = max(
+        layer_names,
+        key=lambda n: max(np.abs(w["values"]).max() for k, w in weights.items() if f"/{n}" in k),
+    )
+    return selective(float_model, layer_names, evaluate, keep=biggest)
+
+
 @pytest.mark.parametrize(
     ("answer", "status", "fragment"),
     [
         (selective, "passed", "kept exactly that layer in float"),
+        (
+            lambda m, n, e: selective(m, list(reversed(n)), lambda f: round(e(f), 3)),
+            "passed",
+            "kept exactly that layer in float",
+        ),
+        (largest_weight, "failed", "called evaluate 0 time(s)"),
+        (
+            lambda m, n, e: selective(m, n, e, base="weight_only_wi8_afp32"),
+            "failed",
+            "dequantizes its int8 weights",
+        ),
+        (
+            lambda m, n, e: selective(m, n, e, base="dynamic_legacy_wi8_afp32"),
+            "failed",
+            "dynamic_legacy_wi8_afp32() leaves float",
+        ),
         (None, "not attempted", "not attempted yet"),
         (not_written, "not attempted", "not attempted yet"),
         (raises, "failed", "raised RuntimeError: oops"),
         (lambda m, names, ev: m, "failed", "of the float model's size (ceiling 40%)"),
         (lambda m, n, e: selective(m, n, e, keep=""), "failed", "layers kept float: none"),
         (lambda m, n, e: selective(m, n, e, keep="hidden_a"), "failed", "ceiling 40%"),
-        (lambda m, n, e: selective(m, n, e, keep="hidden_b"), "failed", "Measure"),
+        (lambda m, n, e: selective(m, n, e, keep="hidden_b"), "failed", "called evaluate 0"),
         (lambda m, n, e: selective(m, n, e, pick=min), "failed", "ceiling 40%"),
-        (weight_only, "failed", "Measure"),
+        (weight_only, "failed", "dequantizes its int8 weights"),
         (lambda m, n, e: selective(m, n, e).hex(), "failed", "returned a path"),
         (lambda m, n, e: None, "failed", "returned None"),
     ],
@@ -322,8 +367,9 @@ def test_check_selective(tf, answer, status, fragment):
 
 
 def test_outlier_models_break_only_when_their_sensitive_layer_is_quantized(tf):
-    models, evaluate = ch07.outlier_models()
+    models, evaluate, grade = ch07.outlier_models()
     assert sorted(models) == ["hidden_b", "hidden_c"]
+    assert evaluate(models["hidden_b"]) != grade(models["hidden_b"])  # two splits
     for target, float_model in models.items():
         everything = selective(float_model, [], evaluate, keep="")
         assert evaluate(everything) < evaluate(float_model) - 0.1, target

@@ -404,7 +404,8 @@ SAMPLE_ROWS = np.array(
     dtype=np.float32,
 )
 #: Exercise 04.3: a row whose 3rd largest logit is tied three ways (ids 0, 2 and 5), drawn with k=3.
-SAMPLE_TIE_ROW, SAMPLE_TIE_K = np.array([1.0, 2.0, 1.0, 0.5, 1.7, 1.0], dtype=np.float32), 3
+SAMPLE_TIE_ROW = np.array([1.0, 2.0, 1.0, 0.5, 1.7, 1.0], dtype=np.float32)
+SAMPLE_TIE_K, SAMPLE_TIE_TEMPERATURE = 3, 0.7
 #: Exercise 04.3: (temperature, k) pairs whose draws the check compares with their distribution.
 SAMPLE_CASES: tuple[tuple[float, int | None], ...] = ((1.0, None), (2.0, None), (0.5, 3), (1.5, 2))
 #: Exercise 04.3: draws per row, and the most standard errors a frequency may be off.
@@ -566,20 +567,30 @@ def _tie_conventions(row: np.ndarray, k: int) -> list[np.ndarray]:
 
 
 def _expect_ties(sample: Callable[..., Any]) -> None:
-    """A tie at the k-th logit: exactly k kept, or every tied one; both conventions are right."""
-    row, k = SAMPLE_TIE_ROW, SAMPLE_TIE_K
-    ids = _draw(sample, np.tile(row, (SAMPLE_DRAWS, 1)), 1.0, k, _SEED)
+    """A tie at the k-th logit: exactly k kept, or every tied one; both conventions are right.
+
+    A tie broken at random must still follow the seed: the same seed, the same ids.
+    """
+    row, k, temperature = SAMPLE_TIE_ROW, SAMPLE_TIE_K, SAMPLE_TIE_TEMPERATURE
+    logits = np.tile(row, (SAMPLE_DRAWS, 1))
+    ids = _draw(sample, logits, temperature, k, _SEED)
     frequencies = np.bincount(ids, minlength=len(row)) / len(ids)
-    if any(_fits(frequencies, expected) for expected in _tie_conventions(row, k)):
-        return
-    used = sorted(set(ids.tolist()))
-    raise Wrong(
-        f"on the row {row.tolist()} with k={k}, whose k-th largest logit "
-        f"({np.sort(row)[::-1][k - 1]:g}) is tied, "
-        f"it drew ids {used} with frequencies {np.round(frequencies, 3).tolist()}. Keep exactly k "
-        "ids (as tf.math.top_k does) or every id whose logit is at least the k-th largest, and "
-        "give the others -inf."
-    )
+    conventions = _tie_conventions(row / temperature, k)
+    if not any(_fits(frequencies, expected) for expected in conventions):
+        used = sorted(set(ids.tolist()))
+        raise Wrong(
+            f"on the row {row.tolist()} with temperature {temperature:g} and k={k}, whose k-th "
+            f"largest logit ({np.sort(row)[::-1][k - 1]:g}) is tied, it drew ids {used} with "
+            f"frequencies {np.round(frequencies, 3).tolist()}. Keep exactly k ids (as "
+            "tf.math.top_k does) or every id whose logit is at least the k-th largest, and give "
+            "the others -inf."
+        )
+    if not np.array_equal(ids, _draw(sample, logits, temperature, k, _SEED)):
+        raise Wrong(
+            f"on a row whose k-th largest logit is tied (k={k}), two calls with the same seed "
+            "drew different ids: break ties without unseeded randomness (tf.math.top_k breaks "
+            "them by position)."
+        )
 
 
 def _fits(frequencies: np.ndarray, expected: np.ndarray) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 import re
 from collections.abc import Callable
@@ -46,30 +47,68 @@ def _is_tf_function(fn: Any) -> bool:
 
 # 06.1 -------------------------------------------------------------------------------------------
 def _hlo_cases() -> list[tuple[str, Callable[[Any], Any], Any, str, str]]:
+    """Two functions and inputs, their constants and shapes drawn afresh each run."""
     import tensorflow as tf
 
+    rng = probe_rng()
+    a, b, c = (float(v) for v in rng.choice(np.arange(2, 10), 3, replace=False))
+    rows, cols, length = (int(v) for v in rng.integers(2, 10, 3))
     return [
         (
-            "relu(3x - 1) + exp(-x)",
-            lambda x: tf.nn.relu(x * 3.0 - 1.0) + tf.exp(-x),
-            tf.ones([7, 5]),
-            "f32[7,5]",
+            f"relu({a:g}x - {b:g}) + exp(-x)",
+            lambda x: tf.nn.relu(x * a - b) + tf.exp(-x),
+            tf.ones([rows, cols]),
+            f"f32[{rows},{cols}]",
             "exponential",
         ),
-        ("2 tanh(x)", lambda x: tf.tanh(x) * 2.0, tf.ones([3]), "f32[3]", "tanh"),
+        (f"{c:g} tanh(x)", lambda x: tf.tanh(x) * c, tf.ones([length]), f"f32[{length}]", "tanh"),
     ]
 
 
 @check("06.1", "the optimised HLO of a jit-compiled function")
 def check_optimized_hlo(optimized_hlo: Callable[[Callable[[Any], Any], Any], Any]) -> str:
-    """Check `optimized_hlo(fn, x)`: the text XLA made of `fn` for `x` after its optimisations."""
+    """Check `optimized_hlo(fn, x)`: the text XLA made of `fn` for `x` after its optimisations.
+
+    The functions' constants and the input shapes are drawn each run, and the instructions must
+    be those XLA makes of that very function: not of another one, nor of `fn` applied twice.
+    """
+    import tensorflow as tf
+
     for label, fn, x, shape, op in _hlo_cases():
         name = f"optimized_hlo({label}, x of shape ({shape[4:-1]}))"
         text = call(optimized_hlo, fn, x, name=name)
         _expect_optimised_hlo(text, name=name, shape=shape, op=op)
+        reference = tf.function(fn, jit_compile=True).experimental_get_compiler_ir(x)(
+            stage="optimized_hlo"
+        )
+        _expect_same_instructions(text, reference, name=name)
     return (
         "returns XLA's optimised HLO text (stage 'optimized_hlo') for the function and input "
         "shape given, with the elementwise ops fused."
+    )
+
+
+_INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%\S+ = \S+ ([a-z][a-z0-9-]*)\(([^)]*)\)", re.M)
+
+
+def _instructions(hlo: str) -> collections.Counter[str]:
+    """Each instruction's opcode, with the value of each constant: what the HLO computes."""
+    found: collections.Counter[str] = collections.Counter()
+    for opcode, operands in _INSTRUCTION.findall(hlo):
+        found[f"constant({operands})" if opcode == "constant" else opcode] += 1
+    return found
+
+
+def _expect_same_instructions(text: str, reference: str, *, name: str) -> None:
+    mine, wanted = _instructions(text), _instructions(reference)
+    if mine == wanted:
+        return
+    extra, missing = sorted((mine - wanted).elements()), sorted((wanted - mine).elements())
+    raise Wrong(
+        f"{name} is not the HLO XLA makes of that function: it has "
+        f"{', '.join(extra[:4]) or 'nothing'} more and {', '.join(missing[:4]) or 'nothing'} "
+        "less. Compile the fn and x you were given, once (not a function of your own, and not "
+        "fn applied twice)."
     )
 
 

@@ -16,6 +16,7 @@ from tfcourse.exercises._learner import call, forbid, learner_code
 __all__ = [
     "ACCURACY_SLACK",
     "SIZE_CEILING",
+    "VALIDATION_SIZE",
     "check_full_int8",
     "check_quantize",
     "check_selective",
@@ -25,6 +26,8 @@ __all__ = [
 
 #: Exercise 07.2: how many points of test accuracy the full-int8 model may lose to the float one.
 ACCURACY_SLACK = 0.01
+#: Exercise 07.4: training images held out of the MLP's training, on which `evaluate` measures.
+VALIDATION_SIZE = 500
 #: Exercise 07.4: the largest model allowed, as a fraction of the float model's size.
 SIZE_CEILING = 0.4
 _SENSITIVE_LAYERS = ("hidden_b", "hidden_c")
@@ -42,7 +45,7 @@ def _tflite_bytes(value: Any, *, name: str) -> bytes:
     if isinstance(value, str) or hasattr(value, "__fspath__"):
         raise Wrong(
             f"{name} returned a path ({str(value)[:60]}); return the .tflite flatbuffer itself, "
-            "the bytes that converter.convert() gives you."
+            "the bytes that converter.convert() or bytes(result.quantized_model) gives you."
         )
     if hasattr(value, "invoke") or hasattr(value, "quantized_model"):
         raise Wrong(
@@ -110,18 +113,32 @@ def _float_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(model.predict(x, verbose=0), axis=1) == y))
 
 
-@check("07.2", "a full-integer model calibrated with a representative dataset")
+def _float_tflite(model: Any) -> bytes:
+    """The Keras model as a float32 .tflite model: what the learner's function starts from."""
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as folder:
+        model.export(folder, verbose=False)
+        return bytes(tf.lite.TFLiteConverter.from_saved_model(folder).convert())
+
+
+#: Exercise 07.2: ops that may stay float32 in a full-integer model: they read only a shape.
+_SHAPE_ONLY_OPS = frozenset({"SHAPE"})
+
+
+@check("07.2", "a full-integer model with LiteRT Quantizer, calibrated on training images")
 def check_full_int8(
-    full_int8: Callable[[Any, np.ndarray], Any],
+    full_int8: Callable[[bytes, np.ndarray], Any],
     model: Any,
     x_train: np.ndarray,
     x_test: np.ndarray,
     y_test: np.ndarray,
 ) -> str:
-    """Check `full_int8(model, x_train)`: a .tflite model with int8 input, output and ops, whose
-    test accuracy is within `ACCURACY_SLACK` of the Keras model's."""
-    name = "full_int8(model, x_train)"
-    flatbuffer = _tflite_bytes(call(full_int8, model, x_train, name=name), name=name)
+    """Check `full_int8(float_model, x_train)`: the float .tflite model quantized statically, with
+    int8 input, output and ops, whose test accuracy is within `ACCURACY_SLACK` of the Keras
+    model's; then probe that it quantized its argument and calibrated on its `x_train`."""
+    name = "full_int8(float_model, x_train)"
+    flatbuffer = _tflite_bytes(call(full_int8, _float_tflite(model), x_train, name=name), name=name)
     runner = litert.interpreter(flatbuffer)
     io = {
         "input": runner.get_input_details()[0]["dtype"],
@@ -129,30 +146,35 @@ def check_full_int8(
     }
     if not any(w["dtype"] == "int8" for w in litert.weight_tensors(flatbuffer).values()):
         raise Wrong(
-            f"nothing in the model {name} returned is int8: set converter.optimizations = "
-            "[tf.lite.Optimize.DEFAULT] and give it a representative_dataset."
+            f"nothing in the model {name} returned is int8: quantize it with a Quantizer and "
+            "recipe.static_wi8_ai8(), and return bytes(result.quantized_model)."
         )
     for side, dtype in io.items():
         if np.dtype(dtype) != np.int8:
             raise Wrong(
-                f"the model's {side} is {np.dtype(dtype).name}, not int8: set "
-                f"converter.inference_{side}_type = tf.int8."
+                f"the model's {side} is {np.dtype(dtype).name}, not int8: quantize the "
+                "activations too, with recipe.static_wi8_ai8() (a dynamic or weight-only recipe "
+                "leaves them float) and calibration data."
             )
-    float_ops = [op for op, dtypes in litert.op_dtypes(flatbuffer) if "float32" in dtypes]
+    float_ops = [
+        op
+        for op, dtypes in litert.op_dtypes(flatbuffer)
+        if "float32" in dtypes and op not in _SHAPE_ONLY_OPS
+    ]
     if float_ops:
         raise Wrong(
             f"{len(float_ops)} ops still compute in float ({', '.join(sorted(set(float_ops)))}): "
-            "give the converter a representative_dataset, and "
-            "target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]."
+            "load recipe.static_wi8_ai8() for the whole model, not a recipe for some layers."
         )
     want = _float_accuracy(model, x_test, y_test)
     with learner_code("running the model you returned"):
         got = float(np.mean(np.argmax(litert.predict(flatbuffer, x_test), axis=1) == y_test))
     if got < want - ACCURACY_SLACK:
         raise Wrong(
-            f"test accuracy {got:.1%} against {want:.1%} in float: the calibration saw data "
-            "unlike the test images. Yield real training images, shaped and scaled exactly as "
-            "the model's input (here: float32 pixels 0-255, one batch axis), a hundred or so."
+            f"test accuracy {got:.1%} against {want:.1%} in float: the calibration saw too few "
+            "images, or images unlike the test images. Calibrate on a hundred or so real "
+            "training images, shaped and scaled exactly as the model's input (here: float32 "
+            "pixels 0-255, one batch axis each)."
         )
     _expect_uses_its_model(full_int8, model, x_train, x_test, name=name)
     _expect_calibrates_on_its_argument(full_int8, model, x_train, x_test, name=name)
@@ -163,24 +185,25 @@ def check_full_int8(
 
 
 def _agreement(
-    full_int8: Callable[[Any, np.ndarray], Any],
+    full_int8: Callable[[bytes, np.ndarray], Any],
     model: Any,
     x_train: np.ndarray,
     images: np.ndarray,
     *,
     name: str,
 ) -> float:
-    """The share of `images` on which `full_int8(model, x_train)`'s int8 model predicts the
-    class that `model` predicts."""
+    """The share of `images` on which `full_int8`'s int8 model, made from `model` converted to
+    float .tflite and calibrated with `x_train`, predicts the class that `model` predicts."""
     want = np.argmax(model.predict(images, verbose=0), axis=1)
-    flatbuffer = _tflite_bytes(call(full_int8, model, x_train, name=name), name=name)
+    answer = call(full_int8, _float_tflite(model), x_train, name=name)
+    flatbuffer = _tflite_bytes(answer, name=name)
     with learner_code("running the model you returned"):
         got = np.argmax(litert.predict(flatbuffer, images), axis=1)
     return float(np.mean(got == want))
 
 
 def _expect_uses_its_model(
-    full_int8: Callable[[Any, np.ndarray], Any],
+    full_int8: Callable[[bytes, np.ndarray], Any],
     model: Any,
     x_train: np.ndarray,
     x_test: np.ndarray,
@@ -188,7 +211,7 @@ def _expect_uses_its_model(
     name: str,
 ) -> None:
     """Call `full_int8` on a copy of `model` whose classes are renumbered (the last layer's units
-    rolled by one): a model converted from its argument predicts the renumbered classes."""
+    rolled by one): a model quantized from its argument predicts the renumbered classes."""
     import keras
 
     weights = model.get_weights()
@@ -200,15 +223,15 @@ def _expect_uses_its_model(
     agreement = _agreement(full_int8, renumbered, x_train, x_test[:200], name=name)
     if agreement < 0.9:
         raise Wrong(
-            f"{name} did not convert the model it was given: for a copy of the model whose "
+            f"{name} did not quantize the model it was given: for a copy of the model whose "
             f"classes are renumbered, its model agrees with the copy on {agreement:.0%} "
-            "of the test images. Export and convert the `model` argument, not a model from the "
+            "of the test images. Quantize the `float_model` argument, not a model from the "
             "notebook."
         )
 
 
 def _expect_calibrates_on_its_argument(
-    full_int8: Callable[[Any, np.ndarray], Any],
+    full_int8: Callable[[bytes, np.ndarray], Any],
     model: Any,
     x_train: np.ndarray,
     x_test: np.ndarray,
@@ -229,9 +252,9 @@ def _expect_calibrates_on_its_argument(
         raise Wrong(
             f"{name} did not calibrate on the x_train it was given: for a model that takes "
             "pixels scaled to [0, 1], with x_train scaled alike, its int8 model agrees with the "
-            f"float one on {agreement:.0%} of the images. Yield images from the "
-            "x_train argument, not the notebook's own arrays (and never the test images, on "
-            "which the accuracy is measured)."
+            f"float one on {agreement:.0%} of the images. Calibrate on images from the x_train "
+            "argument, not the notebook's own arrays (and never the test images, on which the "
+            "accuracy is measured)."
         )
 
 
@@ -417,13 +440,15 @@ def _expect_dequantized(
 
 # 07.4 -------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
-def outlier_models() -> tuple[dict[str, bytes], Callable[[bytes], float]]:
+def outlier_models() -> tuple[dict[str, bytes], Callable[[bytes], float], Callable[[bytes], float]]:
     """Float .tflite MLPs for exercise 07.4, one per sensitive layer, and an `evaluate` function.
 
     Each model is the same trained MLP (hidden_a 128, hidden_b 64, hidden_c 32, logits 10) with
     one layer made sensitive to quantization: a unit feeding it is dead (always 0), and that
     unit's row of its weights is huge. The float model computes the same function, but quantizing
-    that layer rounds all its other weights to zero. `evaluate(model)` is the test accuracy.
+    that layer rounds all its other weights to zero. `evaluate(model)` is the accuracy on a
+    validation split (500 training images held out from the MLP's training), for choices;
+    `grade(model)` is the test accuracy, which the check alone uses.
 
     Introduced in `07_tflite_quantization`.
     """
@@ -449,7 +474,9 @@ def outlier_models() -> tuple[dict[str, bytes], Callable[[bytes], float]]:
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    model.fit(train["image"].astype(np.float32), train["label"], epochs=3, verbose=0)
+    images, labels = train["image"].astype(np.float32), train["label"]
+    x_val, y_val = images[-VALIDATION_SIZE:], labels[-VALIDATION_SIZE:]
+    model.fit(images[:-VALIDATION_SIZE], labels[:-VALIDATION_SIZE], epochs=3, verbose=0)
     trained = model.get_weights()
     models = {}
     for target in _SENSITIVE_LAYERS:
@@ -461,10 +488,14 @@ def outlier_models() -> tuple[dict[str, bytes], Callable[[bytes], float]]:
     x_test, y_test = test["image"].astype(np.float32), test["label"]
 
     def evaluate(flatbuffer: bytes) -> float:
-        """Test accuracy of a .tflite model of the MNIST MLP (500 images)."""
+        """Validation accuracy of a .tflite model of the MNIST MLP (500 held-out images)."""
+        return float(np.mean(np.argmax(litert.predict(flatbuffer, x_val), axis=1) == y_val))
+
+    def grade(flatbuffer: bytes) -> float:
+        """Test accuracy of a .tflite model of the MNIST MLP (500 images): the check's alone."""
         return float(np.mean(np.argmax(litert.predict(flatbuffer, x_test), axis=1) == y_test))
 
-    return models, evaluate
+    return models, evaluate, grade
 
 
 def _plant_outlier(before: Any, layer: Any) -> None:
@@ -492,19 +523,31 @@ def check_selective(
     """Check `keep_sensitive_layer_float(float_model, layer_names, evaluate)`: found by
     measurement, the one layer kept in float; the model within `SIZE_CEILING` of the float size
     and within one point of its accuracy."""
-    models, evaluate = outlier_models()
+    models, evaluate, grade = outlier_models()
     layer_names = ["hidden_a", "hidden_b", "hidden_c"]
     for target, float_model in models.items():
         name = f"keep_sensitive_layer_float(model with {target} sensitive, ...)"
+        calls: list[int] = []
+
+        def counted(flatbuffer: bytes, calls: list[int] = calls) -> float:
+            calls.append(1)
+            return evaluate(flatbuffer)
+
         answer = call(
-            keep_sensitive_layer_float, float_model, list(layer_names), evaluate, name=name
+            keep_sensitive_layer_float, float_model, list(layer_names), counted, name=name
         )
         flatbuffer = _tflite_bytes(answer, name=name)
         kept = _float_layers(flatbuffer)
         share = len(flatbuffer) / len(float_model)
-        float_accuracy = evaluate(float_model)
+        float_accuracy = grade(float_model)
         with learner_code("running the model you returned"):
-            accuracy = evaluate(flatbuffer)
+            accuracy = grade(flatbuffer)
+        ops = {op for op, _ in litert.op_dtypes(flatbuffer)}
+        if "DEQUANTIZE" in ops:
+            raise Wrong(
+                f"{name} dequantizes its int8 weights back to float before use (a weight-only "
+                "recipe): quantize with recipe.dynamic_wi8_afp32(), whose ops multiply in int8."
+            )
         if share > SIZE_CEILING:
             raise Wrong(
                 f"{name} is {share:.0%} of the float model's size (ceiling {SIZE_CEILING:.0%}); "
@@ -518,8 +561,21 @@ def check_selective(
                 "layer at a time, evaluate each, and keep the layer that matters."
             )
         if kept != [target]:
+            legacy = (
+                " (logits has fewer than 1,024 weights, which recipe.dynamic_legacy_wi8_afp32() "
+                "leaves float: load recipe.dynamic_wi8_afp32())"
+                if "logits" in kept
+                else ""
+            )
             raise Wrong(
-                f"{name} keeps {', '.join(kept) or 'no layer'} in float; expected only {target}."
+                f"{name} keeps {', '.join(kept) or 'no layer'} in float; expected only "
+                f"{target}{legacy}."
+            )
+        if len(calls) < len(layer_names):
+            raise Wrong(
+                f"{name} called evaluate {len(calls)} time(s) for {len(layer_names)} candidate "
+                "layers: find the layer by measurement, evaluating a model for each candidate, "
+                "not by looking at the weights."
             )
     return (
         f"on two models with a different sensitive layer, you kept exactly that layer in float: "
