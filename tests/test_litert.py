@@ -81,6 +81,18 @@ def test_weight_tensors_are_the_stored_weights_with_their_scales(models):
     assert np.abs(restored - kernel.T).max() <= hidden["scales"].max() / 2 + 1e-7
 
 
+def test_file_parts_add_up_and_count_the_quantization_parameters(models):
+    _, float_model, dynamic_model = models
+    parts = {name: litert.file_parts(m) for name, m in [("f", float_model), ("d", dynamic_model)]}
+    assert sum(parts["f"].values()) == len(float_model)
+    assert sum(parts["d"].values()) == len(dynamic_model)
+    assert parts["f"]["quantization parameters"] == 0
+    # the hidden kernel (32x64) is int8 with 64 scales and zero points; the 3-unit layer stays float
+    assert parts["d"]["quantization parameters"] == 64 * (4 + 8)
+    assert parts["f"]["constants"] - parts["d"]["constants"] == 32 * 64 * 3
+    assert abs(parts["f"]["rest"] - parts["d"]["rest"]) < 0.2 * parts["f"]["rest"]
+
+
 @pytest.mark.parametrize(
     ("model", "error", "fragment"),
     [

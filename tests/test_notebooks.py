@@ -196,6 +196,20 @@ def test_strip_tf_noise_keeps_lines_that_are_not_tensorflow_logging():
     assert strip_tf_noise(text) == "UserWarning: mind this\n"
 
 
+def test_strip_tf_noise_drops_litert_runtime_start_up_lines_only():
+    text = (
+        "INFO: [environment.cc:36] Creating LiteRT environment with options\n"
+        "WARNING: [npu_registry.cc:34] NPU accelerator could not be loaded and registered.\n"
+        "\u2514 Could not load shared library /x/libLiteRtCompilerPlugin_IntelOpenvino.so: no.\n"
+        "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+        "WARNING: the model has no signature\n"
+    )
+    assert strip_tf_noise(text) == (
+        "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+        "WARNING: the model has no signature\n"
+    )
+
+
 def test_strip_solutions_keeps_the_indentation_and_the_code_around():
     source = (
         "def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\n"

@@ -5,6 +5,7 @@ and configure, and modules import TensorFlow only when a function needs it.
 """
 
 from tfcourse import board, data, distributed, exercises, litert
+from tfcourse._stderr import filtered_stderr
 from tfcourse.bench import Timing, compare, record_figure, speedup, time_fn, time_interleaved
 from tfcourse.env import (
     DeviceReport,
@@ -37,6 +38,7 @@ __all__ = [
     "data",
     "distributed",
     "exercises",
+    "filtered_stderr",
     "image_grid",
     "litert",
     "machine_report",

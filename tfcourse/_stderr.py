@@ -14,7 +14,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
-#: TensorFlow's C++ start-up chatter on stderr: noise, not output. The one list of it.
+#: TensorFlow's and LiteRT's C++ start-up chatter on stderr: noise, not output. The one list of it.
 TF_NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\).*"
     r"|[IWE]\d{4} .*"
@@ -22,7 +22,9 @@ TF_NOISE = re.compile(
     r"|.*oneDNN custom operations are on.*"
     r"|.*To enable the following instructions: .*"
     r"|.*rebuild TensorFlow with the appropriate compiler flags.*"
-    r"|.*This TensorFlow binary is optimized to use available CPU instructions.*)$"
+    r"|.*This TensorFlow binary is optimized to use available CPU instructions.*"
+    r"|(INFO|WARNING): \[\w+\.cc:\d+\] .*"  # LiteRT's runtime: the accelerators it looks for
+    r"|\u2514 Could not load shared library .*)$"
 )
 
 

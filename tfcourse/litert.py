@@ -150,6 +150,34 @@ def op_dtypes(model: bytes, subgraph: int = 0) -> list[tuple[str, tuple[str, ...
     return rows
 
 
+def file_parts(model: bytes) -> dict[str, int]:
+    """The bytes of a .tflite file by what they hold, read from the flatbuffer (every subgraph).
+
+    `constants`: the data of constant tensors (weights, biases, constant shapes);
+    `quantization parameters`: the scales (4 bytes each) and zero points (8 bytes each) of every
+    quantized tensor; `rest`: everything else (ops, tensor names and shapes, the signature).
+
+    Introduced in `07_tflite_quantization`.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = _model_bytes(model)
+    root = schema.Model.GetRootAs(data, 0)
+    constants = sum(root.Buffers(b).DataLength() for b in range(root.BuffersLength()))
+    parameters = 0
+    for g in range(root.SubgraphsLength()):
+        graph = root.Subgraphs(g)
+        for t in range(graph.TensorsLength()):
+            quantization = graph.Tensors(t).Quantization()
+            if quantization is not None:
+                parameters += 4 * quantization.ScaleLength() + 8 * quantization.ZeroPointLength()
+    return {
+        "constants": constants,
+        "quantization parameters": parameters,
+        "rest": len(data) - constants - parameters,
+    }
+
+
 def op_summary(model: bytes, subgraph: int = 0) -> str:
     """One subgraph's kinds of op, each with its input dtypes, one per line, in order of first
     appearance; repeats counted (`x2`).
