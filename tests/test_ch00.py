@@ -227,7 +227,7 @@ def test_check_draw(tf, make_answer, status, fragment):
         (
             lambda c: lambda mib: [mib, mib],
             "failed",
-            "should be a tf.config.LogicalDeviceConfiguration, not a int (1536)",
+            "should be a tf.config.LogicalDeviceConfiguration, not an int (1536)",
         ),
         (lambda c: lambda mib: "1536", "failed", "should return a list, not str"),
         (lambda c: lambda mib: [c(memory_limit="1536")] * 2, "failed", "is a str ('1536')"),

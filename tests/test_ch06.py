@@ -121,6 +121,36 @@ def eager(fn, bucket_size):
     return lambda x: fn(x)
 
 
+def padded_inside(fn, bucket_size, *, concat=False):
+    """Pads inside the compiled function: fn sees bucket lengths, XLA compiles per raw length."""
+    import tensorflow as tf
+
+    @tf.function(jit_compile=True, input_signature=[tf.TensorSpec([None], tf.float32)])
+    def compiled(x):
+        length = tf.shape(x)[0]
+        padded = (length + bucket_size - 1) // bucket_size * bucket_size
+        if concat:
+            x = tf.concat([x, tf.zeros([padded - length])], axis=0)
+        else:
+            x = tf.pad(x, [[0, padded - length]])
+        return fn(x)[:length]
+
+    return compiled
+
+
+def wrapped_jit(fn, bucket_size):
+    """Right: the compiled function wraps fn (reshape included); the padding is outside it."""
+    import tensorflow as tf
+
+    compiled = tf.function(lambda v: fn(tf.reshape(v, [-1])), jit_compile=True)
+
+    def run(x):
+        padded = math.ceil(int(x.shape[0]) / bucket_size) * bucket_size
+        return compiled(tf.pad(x, [[0, padded - int(x.shape[0])]]))[: x.shape[0]]
+
+    return run
+
+
 @pytest.mark.parametrize(
     ("answer", "status", "fragment"),
     [
@@ -129,6 +159,9 @@ def eager(fn, bucket_size):
         (lambda fn, b: bucketed(fn, b, signature=True), "passed", "or once for any length"),
         (lambda fn, b: bucketed(fn, b, reduce_retracing=True), "passed", "bucket lengths only"),
         (lambda fn, b: bucketed(fn, b, fill=1.0), "failed", "the padding is not zeros"),
+        (padded_inside, "failed", "the padding (Pad) happens inside the function that XLA"),
+        (lambda fn, b: padded_inside(fn, b, concat=True), "failed", "(ConcatV2) happens inside"),
+        (wrapped_jit, "passed", "bucket lengths only"),
         (
             lambda fn, b: bucketed(fn, b, signature=True, pad_to=lambda n: n),
             "failed",
@@ -189,6 +222,16 @@ def by_size(fn, x):
     return 8.0 if int(x.shape[0]) < 10_000 else 1.0
 
 
+def by_size_after_running(fn, x):
+    """Runs both versions twice (so the check sees them run), then returns a constant by size."""
+    import tensorflow as tf
+
+    graph, compiled = tf.function(fn), tf.function(fn, jit_compile=True)
+    for _ in range(2):
+        graph(x), compiled(x)
+    return 8.0 if int(x.shape[0]) < 1000 else 1.0
+
+
 @pytest.mark.parametrize(
     ("answer", "predict", "status", "fragment"),
     [
@@ -208,6 +251,7 @@ def by_size(fn, x):
         ),
         (lambda f, x: xla_speedup(f, x, ms=True), lambda: "a", "failed", "ratio"),
         (by_size, lambda: "a", "failed", "never ran fn under XLA"),
+        (by_size_after_running, lambda: "a", "failed", "xla_speedup(_small_op, x) returned 8"),
         (xla_speedup, lambda: "many", "failed", "should return 'a' or 'b'"),
         (lambda f, x: xla_speedup(f, x, inverted=True), lambda: "a", "failed", "upside down"),
         (lambda f, x: xla_speedup(f, x, both=True), lambda: "a", "failed", "only under XLA"),

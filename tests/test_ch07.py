@@ -169,6 +169,7 @@ TRAIN_IMAGES = data.load_numpy("mnist5k", "train")["image"].astype(np.float32)
         (lambda m, x: full_int8(m, x, recipe_name="static_wi8_ai16"), "failed", "input is int16"),
         (lambda m, x: full_int8(m, x, calibrate=False), "failed", "running calibration"),
         (lambda m, x: full_int8(m, x, images=x[:1]), "failed", "too few images"),
+        (lambda m, x: full_int8(m, x, images=x[:10]), "failed", "too few images"),
         (lambda m, x: m, "failed", "nothing in the model"),
         (the_result_object, "failed", "returned QuantizationResult"),
         (
@@ -319,6 +320,34 @@ def weight_only(float_model, layer_names, evaluate):
     return bytes(quantizer.quantize(enable_progress_report=False).quantized_model)
 
 
+def quantize_one_at_a_time(float_model, layer_names, evaluate):
+    """Right, the other way round: quantize one layer alone; the worst accuracy marks the layer."""
+    from litert_quantizer import Quantizer, qtyping, recipe
+    from litert_quantizer.algorithm_manager import AlgorithmName
+
+    def only(layer):
+        quantizer = Quantizer(float_model)
+        quantizer.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+        for other in layer_names:
+            if other != layer:
+                quantizer.update_quantization_recipe(
+                    regex=f".*{other}.*",
+                    operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                    algorithm_key=AlgorithmName.NO_QUANTIZE,
+                )
+        return bytes(quantizer.quantize(enable_progress_report=False).quantized_model)
+
+    scores = {layer: evaluate(only(layer)) for layer in layer_names}
+    return selective(float_model, layer_names, evaluate, keep=min(scores, key=scores.get))
+
+
+def evaluates_the_float_model_thrice(float_model, layer_names, evaluate):
+    """Calls evaluate three times on no candidate, then picks by the largest weight."""
+    for _ in layer_names:
+        evaluate(float_model)
+    return largest_weight(float_model, layer_names, lambda m: 0.0)
+
+
 def largest_weight(float_model, layer_names, evaluate):
     """No measurement: keeps the layer with the largest weight, which the planted row is."""
     weights = litert.weight_tensors(float_model)
@@ -338,7 +367,9 @@ def largest_weight(float_model, layer_names, evaluate):
             "passed",
             "kept exactly that layer in float",
         ),
-        (largest_weight, "failed", "called evaluate 0 time(s)"),
+        (largest_weight, "failed", "evaluated 0 model(s)"),
+        (quantize_one_at_a_time, "passed", "kept exactly that layer in float"),
+        (evaluates_the_float_model_thrice, "failed", "evaluated 3 model(s), 0 of them a candidate"),
         (
             lambda m, n, e: selective(m, n, e, base="weight_only_wi8_afp32"),
             "failed",
@@ -355,7 +386,7 @@ def largest_weight(float_model, layer_names, evaluate):
         (lambda m, names, ev: m, "failed", "of the float model's size (ceiling 40%)"),
         (lambda m, n, e: selective(m, n, e, keep=""), "failed", "layers kept float: none"),
         (lambda m, n, e: selective(m, n, e, keep="hidden_a"), "failed", "ceiling 40%"),
-        (lambda m, n, e: selective(m, n, e, keep="hidden_b"), "failed", "called evaluate 0"),
+        (lambda m, n, e: selective(m, n, e, keep="hidden_b"), "failed", "evaluated 0 model(s)"),
         (lambda m, n, e: selective(m, n, e, pick=min), "failed", "ceiling 40%"),
         (weight_only, "failed", "dequantizes its int8 weights"),
         (lambda m, n, e: selective(m, n, e).hex(), "failed", "returned a path"),

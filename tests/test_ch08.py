@@ -21,6 +21,25 @@ def per_replica(global_batch_size, num_replicas):
     return global_batch_size // num_replicas
 
 
+def asserts_instead(global_batch_size, num_replicas):
+    """An AssertionError whose message says ValueError: the wrong type."""
+    assert global_batch_size % num_replicas == 0, "ValueError: replicas cannot share the batch"
+    return global_batch_size // num_replicas
+
+
+def only_mod_four(global_batch_size, num_replicas):
+    """Raises only for the uneven case that the chapter shows (10 over 4)."""
+    if global_batch_size % 4 == 2 and num_replicas == 4:
+        raise ValueError("uneven")
+    return global_batch_size // num_replicas
+
+
+@pytest.mark.parametrize("seed", ["1", "2", "3", "4"])
+def test_check_per_replica_batch_passes_for_any_drawn_case(monkeypatch, seed):
+    monkeypatch.setenv("TFCOURSE_PROBE_SEED", seed)
+    assert ch08.check_per_replica_batch(per_replica).passed
+
+
 @pytest.mark.parametrize(
     ("answer", "status", "fragment"),
     [
@@ -40,6 +59,21 @@ def per_replica(global_batch_size, num_replicas):
             "failed",
             "raised TypeError: no",
         ),
+        (asserts_instead, "failed", "raise ValueError itself"),
+        (
+            lambda g, r: (
+                g // r if g % r == 0 else (_ for _ in ()).throw(RuntimeError("ValueError"))
+            ),
+            "failed",
+            "raise ValueError itself",
+        ),
+        (only_mod_four, "failed", "cannot share 7 examples evenly"),
+        (lambda g, r: per_replica(g, r) if (g, r) != (7, 2) else 3, "failed", "(7, 2) returned"),
+        (
+            lambda g, r: (10 // 4) if (g, r) == (10, 4) else per_replica(g, r),
+            "failed",
+            "cannot share 10 examples",
+        ),
     ],
 )
 def test_check_per_replica_batch(answer, status, fragment):
@@ -48,8 +82,15 @@ def test_check_per_replica_batch(answer, status, fragment):
 
 # 08.2 compute_loss: run in a child process that has two logical CPUs -----------------------------
 LOSS_CASES = [
-    ("right", "passed", "the weights match it after 4 SGD steps"),
+    ("right", "passed", "divided by the global batch size"),
     ("by hand", "passed", "the summed loss equals one device's mean loss"),
+    # the default convention for the short last batch: each replica's mean, over the replicas
+    ("keras loss object", "passed", "each replica's mean over the replicas"),
+    ("average without a size", "passed", "each replica's mean over the replicas"),
+    ("present examples by hand", "passed", "each replica's mean over the replicas"),
+    ("mean over replicas", "passed", "each replica's mean over the replicas"),
+    # a constant 2 for the replicas: the same numbers as the line above on the notebook's 2 replicas
+    ("mean halved", "passed", "each replica's mean over the replicas"),
     ("none", "not attempted", "not attempted yet"),
     ("not written", "not attempted", "not attempted yet"),
     ("raises", "failed", "raised RuntimeError: oops"),
@@ -57,9 +98,8 @@ LOSS_CASES = [
     ("sum", "failed", "16 times one device's mean loss: you summed the per-example losses"),
     ("divided twice", "failed", "also divided by the number of replicas"),
     ("wrong axis", "failed", "should be 1: compute each example's loss"),
-    ("mean halved", "failed", "on the last, short batch (10 examples, 5 per replica)"),
-    ("mean over replicas", "failed", "on the last, short batch"),
     ("the notebook's batch", "failed", "you divided by 64, not by the global_batch_size"),
+    ("the chapter's 16", "failed", "you divided by 16, not by the global_batch_size argument"),
     ("labels as logits", "failed", "should be 1"),
     ("per example", "failed", "should return one number, a scalar Tensor"),
     ("one replica", "failed", "with one replica every scaling looks right"),
@@ -132,6 +172,20 @@ def tf_config(hosts, port, index, *, as_json=False, **changes):
             "in the order given",
         ),
         (lambda h, p, i: tf_config(h, p + 1, i), "failed", "expected ['10.1.0.11:2222'"),
+        (lambda h, p, i: tf_config(h, 2222, i), "failed", "use port 2222, not the port argument"),
+        (lambda h, p, i: tf_config(sorted(h), p, i), "failed", "in the order given"),
+        (
+            lambda h, p, i: tf_config(list(ch08.CLUSTER_HOSTS), p, i),
+            "failed",
+            "cluster['worker'] is ['10.1.0.11",
+        ),
+        (
+            lambda h, p, i: tf_config(
+                h, p, i, cluster={"worker": [f"{x}:{p}" for x in h], "ps": []}
+            ),
+            "failed",
+            "leave out jobs nobody runs",
+        ),
         (lambda h, p, i: tf_config(h, p, i, task__index=float(i)), "failed", "a float; write"),
         (lambda h, p, i: tf_config(h, p, i, task__index=True), "failed", "a bool; write the int"),
         (lambda h, p, i: "cluster: worker", "failed", "not JSON"),

@@ -48,7 +48,7 @@ def broken(*args):
         (None, "not attempted", "not attempted yet"),
         (broken, "not attempted", "replace `raise NotImplementedError`"),
         (lambda x: 1 / 0, "failed", "your function raised ZeroDivisionError: division by zero"),
-        (42, "failed", "expected a function, but got a int (42)"),
+        (42, "failed", "expected a function, but got an int (42)"),
     ],
 )
 def test_check_turns_every_kind_of_answer_into_a_one_line_result(answer, status, message):

@@ -191,4 +191,6 @@ def _describe(value: Any) -> str:
         text = object.__repr__(value)
     if len(text) > 60:
         text = text[:57] + "..."
-    return f"a {type(value).__name__} ({text})"
+    kind = type(value).__name__
+    article = "an" if kind[:1].lower() in "aeiou" else "a"
+    return f"{article} {kind} ({text})"

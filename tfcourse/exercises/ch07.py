@@ -178,6 +178,7 @@ def check_full_int8(
         )
     _expect_uses_its_model(full_int8, model, x_train, x_test, name=name)
     _expect_calibrates_on_its_argument(full_int8, model, x_train, x_test, name=name)
+    _expect_enough_calibration_images(full_int8, model, x_train, x_test, name=name)
     return (
         f"int8 input, output and ops; test accuracy {got:.1%} against {want:.1%} in float "
         f"(allowed drop {ACCURACY_SLACK:.0%})."
@@ -255,6 +256,32 @@ def _expect_calibrates_on_its_argument(
             f"float one on {agreement:.0%} of the images. Calibrate on images from the x_train "
             "argument, not the notebook's own arrays (and never the test images, on which the "
             "accuracy is measured)."
+        )
+
+
+#: Exercise 07.2: how many of x_train's first images the last probe dims, and to what brightness.
+_DIMMED_FIRST, _DIMMED_TO = 20, 0.2
+
+
+def _expect_enough_calibration_images(
+    full_int8: Callable[[bytes, np.ndarray], Any],
+    model: Any,
+    x_train: np.ndarray,
+    x_test: np.ndarray,
+    *,
+    name: str,
+) -> None:
+    """Call `full_int8` with x_train's first `_DIMMED_FIRST` images dimmed: calibrated on a
+    hundred images or so, the ranges still cover the test images; on a handful, they do not."""
+    dimmed = np.array(x_train, dtype=np.float32, copy=True)
+    dimmed[:_DIMMED_FIRST] *= _DIMMED_TO
+    agreement = _agreement(full_int8, model, dimmed, x_test[:200], name=name)
+    if agreement < 0.9:
+        raise Wrong(
+            f"{name} calibrated on too few images: when x_train's first {_DIMMED_FIRST} images "
+            f"are dimmed to {_DIMMED_TO:.0%}, its int8 model agrees with the float one on "
+            f"{agreement:.0%} of the test images. Calibrate on a hundred or so, so that no "
+            "handful of odd images sets the ranges."
         )
 
 
@@ -516,6 +543,33 @@ def _float_layers(flatbuffer: bytes) -> list[str]:
     ]
 
 
+def _expect_chosen_by_measurement(
+    calls: list[tuple[list[str], float]], layer_names: list[str], kept: str, *, name: str
+) -> None:
+    """The layer kept float must be the one the learner's own `evaluate` calls found most
+    sensitive: a model keeping only it float scored best, or one quantizing only it worst."""
+    sensitivity: dict[str, float] = {}
+    for float_layers, score in calls:
+        candidates = [n for n in layer_names if n in float_layers]
+        if len(candidates) == 1:  # everything quantized but this layer
+            sensitivity[candidates[0]] = score
+        elif len(candidates) == len(layer_names) - 1:  # only this layer quantized
+            (quantized,) = set(layer_names) - set(candidates)
+            sensitivity[quantized] = -score
+    if len(sensitivity) < len(layer_names):
+        raise Wrong(
+            f"{name} evaluated {len(calls)} model(s), {len(sensitivity)} of them a candidate for "
+            f"one of the {len(layer_names)} layers: find the layer by measurement, evaluating a "
+            "model for each candidate, not by looking at the weights."
+        )
+    best = max(sensitivity, key=sensitivity.get)
+    if best != kept:
+        raise Wrong(
+            f"{name} keeps {kept} in float, but its own evaluate calls found {best} the most "
+            "sensitive: keep the layer whose candidate model measured best."
+        )
+
+
 @check("07.4", "keep the sensitive layer in float")
 def check_selective(
     keep_sensitive_layer_float: Callable[[bytes, list[str], Callable[[bytes], float]], Any],
@@ -527,11 +581,12 @@ def check_selective(
     layer_names = ["hidden_a", "hidden_b", "hidden_c"]
     for target, float_model in models.items():
         name = f"keep_sensitive_layer_float(model with {target} sensitive, ...)"
-        calls: list[int] = []
+        calls: list[tuple[list[str], float]] = []
 
-        def counted(flatbuffer: bytes, calls: list[int] = calls) -> float:
-            calls.append(1)
-            return evaluate(flatbuffer)
+        def counted(flatbuffer: bytes, calls: list[tuple[list[str], float]] = calls) -> float:
+            score = evaluate(flatbuffer)
+            calls.append((_float_layers(flatbuffer), score))
+            return score
 
         answer = call(
             keep_sensitive_layer_float, float_model, list(layer_names), counted, name=name
@@ -571,12 +626,7 @@ def check_selective(
                 f"{name} keeps {', '.join(kept) or 'no layer'} in float; expected only "
                 f"{target}{legacy}."
             )
-        if len(calls) < len(layer_names):
-            raise Wrong(
-                f"{name} called evaluate {len(calls)} time(s) for {len(layer_names)} candidate "
-                "layers: find the layer by measurement, evaluating a model for each candidate, "
-                "not by looking at the weights."
-            )
+        _expect_chosen_by_measurement(calls, layer_names, target, name=name)
     return (
         f"on two models with a different sensitive layer, you kept exactly that layer in float: "
         f"under {SIZE_CEILING:.0%} of the float size, within a point of its accuracy."

@@ -16,6 +16,7 @@ import numpy as np
 
 from tfcourse.exercises._framework import NotAttempted, Wrong, _describe, check
 from tfcourse.exercises._learner import call, learner_code
+from tfcourse.exercises._probes import draw_except, probe_rng
 
 __all__ = [
     "CLUSTER_HOSTS",
@@ -39,18 +40,34 @@ def check_per_replica_batch(per_replica_batch_size: Callable[[int, int], Any]) -
         name = f"per_replica_batch_size({global_batch}, {replicas})"
         got = call(per_replica_batch_size, global_batch, replicas, name=name)
         _expect_batch(got, wanted, global_batch, replicas, name=name)
+    rng = probe_rng()
+    drawn = int(rng.choice([3, 4, 6, 8]))
+    remainder = int(rng.integers(1, drawn))
+    uneven = [(10, 4), (7, 2), (drawn * int(rng.integers(5, 40)) + remainder, drawn)]
+    for global_batch, replicas in uneven:
+        _expect_value_error(per_replica_batch_size, global_batch, replicas)
+    return (
+        "global batch // replicas, as an int, and a ValueError when replicas cannot share the "
+        "global batch evenly."
+    )
+
+
+def _expect_value_error(
+    per_replica_batch_size: Callable[[int, int], Any], global_batch: int, replicas: int
+) -> None:
+    name = f"per_replica_batch_size({global_batch}, {replicas})"
     try:
-        with learner_code("per_replica_batch_size(10, 4)"):
-            got = per_replica_batch_size(10, 4)
+        with learner_code(name):
+            got = per_replica_batch_size(global_batch, replicas)
     except Wrong as wrong:
-        if "ValueError" in str(wrong):
-            return (
-                "global batch // replicas, as an int, and a ValueError when replicas cannot "
-                "share the global batch evenly."
-            )
-        raise
+        if isinstance(wrong.__cause__, ValueError):
+            return
+        raise Wrong(
+            f"{str(wrong).rstrip('.')}: raise ValueError itself (not another exception whose "
+            f"message names it) when {replicas} replicas cannot share {global_batch} examples."
+        ) from None
     raise Wrong(
-        f"per_replica_batch_size(10, 4) returned {_describe(got)}: 4 replicas cannot share 10 "
+        f"{name} returned {_describe(got)}: {replicas} replicas cannot share {global_batch} "
         "examples evenly, and a silently smaller global batch changes the training. Raise "
         "ValueError when global_batch_size % num_replicas != 0."
     )
@@ -81,28 +98,29 @@ def _expect_batch(got: Any, wanted: int, global_batch: int, replicas: int, *, na
 
 # 08.2 -------------------------------------------------------------------------------------------
 _GLOBAL_BATCH, _STEPS, _LEARNING_RATE = 16, 4, 0.5
-#: The last batch is short (10 examples, 5 per replica): the global batch size must still divide.
-_SHORT = 6
 
 
-def _toy_data() -> tuple[np.ndarray, np.ndarray]:
+def _toy_data(global_batch: int, short: int) -> tuple[np.ndarray, np.ndarray]:
+    """`_STEPS - 1` full batches of `global_batch` examples, then a short one of `short`."""
     rng = np.random.default_rng(8)
-    x = rng.normal(size=(_GLOBAL_BATCH * _STEPS - _SHORT, 12)).astype(np.float32)
+    x = rng.normal(size=(global_batch * (_STEPS - 1) + short, 12)).astype(np.float32)
     y = rng.integers(0, 5, size=len(x)).astype(np.int64)
     return x, y
 
 
-def _toy_run(strategy: Any, compute_loss: Callable[..., Any]) -> tuple[list[float], list[Any]]:
+def _toy_run(
+    strategy: Any, compute_loss: Callable[..., Any], global_batch: int, short: int
+) -> tuple[list[float], list[Any]]:
     """`_STEPS` steps of SGD on a one-layer model under `strategy`: losses and final weights."""
     import keras
     import tensorflow as tf
 
-    x, y = _toy_data()
+    x, y = _toy_data(global_batch, short)
     keras.utils.set_random_seed(8)
     with strategy.scope():
         model = keras.Sequential([keras.Input((12,)), keras.layers.Dense(5)])
         optimizer = keras.optimizers.SGD(_LEARNING_RATE)
-    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(_GLOBAL_BATCH)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(global_batch)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     dataset = strategy.experimental_distribute_dataset(dataset.with_options(options))
@@ -111,7 +129,7 @@ def _toy_run(strategy: Any, compute_loss: Callable[..., Any]) -> tuple[list[floa
     def train_step(images: Any, labels: Any) -> Any:
         def replica_step(images: Any, labels: Any) -> Any:
             with tf.GradientTape() as tape:
-                loss = compute_loss(labels, model(images, training=True), _GLOBAL_BATCH)
+                loss = compute_loss(labels, model(images, training=True), global_batch)
             grads = tape.gradient(loss, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
             return loss
@@ -123,20 +141,65 @@ def _toy_run(strategy: Any, compute_loss: Callable[..., Any]) -> tuple[list[floa
     return losses, [w.numpy() for w in model.trainable_variables]
 
 
-def _reference_loss(labels: Any, logits: Any, global_batch_size: int) -> Any:
+def _per_example(labels: Any, logits: Any) -> Any:
     import keras
+
+    return keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+
+
+def _divided_by_global_batch(labels: Any, logits: Any, global_batch_size: int) -> Any:
+    """One convention for the short last batch: every step divides by the fixed global batch."""
     import tensorflow as tf
 
-    per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    per_example = _per_example(labels, logits)
     return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+
+
+def _mean_over_present(labels: Any, logits: Any, global_batch_size: int) -> Any:
+    """The other convention: the mean over the examples the batch holds (one device)."""
+    import tensorflow as tf
+
+    return tf.reduce_mean(_per_example(labels, logits))
+
+
+def _replica_means(labels: Any, logits: Any, global_batch_size: int) -> Any:
+    """TensorFlow's and Keras's default: each replica's mean over its own examples, divided by
+    the number of replicas (`compute_average_loss` without a size; a Keras loss object). A short
+    batch split unevenly (8 and 2 examples) weighs the examples of the smaller part more."""
+    import tensorflow as tf
+
+    return tf.nn.compute_average_loss(_per_example(labels, logits))
+
+
+#: Exercise 08.2: the right treatments of a short last batch: (reference loss, run on one device?).
+_CONVENTIONS = {
+    "divided by the global batch size": (_divided_by_global_batch, True),
+    "the mean over the examples present": (_mean_over_present, True),
+    "each replica's mean over the replicas (TensorFlow's and Keras's default)": (
+        _replica_means,
+        False,
+    ),
+}
+
+
+def _loss_cases(replicas: int) -> list[tuple[int, int]]:
+    """(global batch, short last batch) pairs. The first is the notebook's batch with a short last
+    batch of 10; the second is drawn each run. `tf.distribute` fills the replicas in turn (10 over
+    2 replicas of 8: 8 and 2), so each short batch leaves every replica some examples: with none,
+    a Keras loss object fails to trace."""
+    rng = probe_rng()
+    cases = [(_GLOBAL_BATCH, _GLOBAL_BATCH - 6)]
+    per_replica = draw_except(rng, 3, 12, {_GLOBAL_BATCH // replicas})
+    short = int(rng.integers(per_replica * (replicas - 1) + 1, per_replica * replicas))
+    cases.append((per_replica * replicas, short))
+    return cases
 
 
 @check("08.2", "fix the loss scaling of a custom loop")
 def check_loss_scaling(compute_loss: Callable[[Any, Any, int], Any], strategy: Any) -> str:
     """Check `compute_loss(labels, logits, global_batch_size)`, used inside `strategy.run`: with
-    gradients summed over replicas, training must match one device on the same global batch."""
-    import tensorflow as tf
-
+    gradients summed over replicas, training must match one device on the same global batches,
+    a short last batch included (either convention for it), for two global batch sizes."""
     if compute_loss is None:
         raise NotAttempted
     replicas = getattr(strategy, "num_replicas_in_sync", None)
@@ -146,43 +209,70 @@ def check_loss_scaling(compute_loss: Callable[[Any, Any, int], Any], strategy: A
             "with one replica every scaling looks right."
         )
     _expect_scalar_loss(compute_loss)
-    with learner_code("training with your compute_loss under the strategy", seconds=60):
-        losses, weights = _toy_run(strategy, compute_loss)
-    devices = getattr(getattr(strategy, "extended", None), "worker_devices", None) or ["/cpu:0"]
-    with tf.device(devices[0]):  # the replicas' kind of device: never a GPU beside CPU replicas
-        ref_losses, ref_weights = _toy_run(tf.distribute.get_strategy(), _reference_loss)
-    ratio = losses[0] / ref_losses[0] if ref_losses[0] else math.nan
-    if not np.isfinite(losses).all():
-        raise Wrong(f"training with your compute_loss gave the losses {losses}: not finite.")
-    if not math.isclose(ratio, 1.0, rel_tol=1e-4):
-        raise Wrong(_scaling_hint(ratio, replicas))
-    last = losses[-1] / ref_losses[-1] if ref_losses[-1] else math.nan
-    if not math.isclose(last, 1.0, rel_tol=1e-4):
-        short = _GLOBAL_BATCH - _SHORT
-        raise Wrong(
-            f"the full batches are right, but on the last, short batch ({short} examples, "
-            f"{short // replicas} per replica) the summed loss is {last:.4g} times one device's: "
-            "you divided by something other than the global_batch_size argument (the examples "
-            "present, the replicas, or a number of your own). Divide by global_batch_size: "
-            "tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)."
-        )
-    gap = max(float(np.abs(a - b).max()) for a, b in zip(weights, ref_weights, strict=True))
-    if gap > 1e-5:
-        raise Wrong(
-            f"the first loss is right, but after {_STEPS} steps the weights differ from one "
-            f"device's by up to {gap:.3g}: the gradient of your loss is not the gradient of the "
-            "mean over the global batch. Compute the loss from labels and logits, per example."
-        )
+    used = set()
+    for global_batch, short in _loss_cases(replicas):
+        used.add(_expect_matches_one_device(compute_loss, strategy, replicas, global_batch, short))
+    convention = " or ".join(sorted(used))
     return (
         f"on {replicas} replicas, the summed loss equals one device's mean loss and the weights "
-        f"match it after {_STEPS} SGD steps (within 1e-5)."
+        f"match it after {_STEPS} SGD steps (within 1e-5), for two global batch sizes; on the "
+        f"short last batch, {convention}."
+    )
+
+
+def _expect_matches_one_device(
+    compute_loss: Callable[..., Any], strategy: Any, replicas: int, global_batch: int, short: int
+) -> str:
+    """Train with `compute_loss` under `strategy`; return the convention whose one-device run it
+    matches, or raise `Wrong` that says how it differs."""
+    import tensorflow as tf
+
+    with learner_code("training with your compute_loss under the strategy", seconds=60):
+        losses, weights = _toy_run(strategy, compute_loss, global_batch, short)
+    if not np.isfinite(losses).all():
+        raise Wrong(f"training with your compute_loss gave the losses {losses}: not finite.")
+    devices = getattr(getattr(strategy, "extended", None), "worker_devices", None) or ["/cpu:0"]
+    references = {}
+    for name, (reference, one_device) in _CONVENTIONS.items():
+        if one_device:
+            with tf.device(devices[0]):  # the replicas' kind of device: never a GPU beside them
+                references[name] = _toy_run(
+                    tf.distribute.get_strategy(), reference, global_batch, short
+                )
+        else:
+            references[name] = _toy_run(strategy, reference, global_batch, short)
+    ref_losses, _ = references["divided by the global batch size"]
+    ratio = losses[0] / ref_losses[0] if ref_losses[0] else math.nan
+    if not math.isclose(ratio, 1.0, rel_tol=1e-4):
+        raise Wrong(_scaling_hint(ratio, replicas, global_batch))
+    for name, (ref_losses, ref_weights) in references.items():
+        same_losses = all(
+            math.isclose(a, b, rel_tol=1e-4) for a, b in zip(losses, ref_losses, strict=True)
+        )
+        gap = max(float(np.abs(a - b).max()) for a, b in zip(weights, ref_weights, strict=True))
+        if same_losses and gap <= 1e-5:
+            return name
+    last = {name: losses[-1] / ref[0][-1] for name, ref in references.items()}
+    if not any(math.isclose(r, 1.0, rel_tol=1e-4) for r in last.values()):
+        raise Wrong(
+            f"the full batches of {global_batch} are right, but on the last, short batch "
+            f"({short} examples, {short // replicas} per replica) the summed loss is "
+            f"{last['divided by the global batch size']:.4g} times one device's loss divided by "
+            f"the global batch size, and {last['the mean over the examples present']:.4g} times "
+            "its mean over the examples present: divide by global_batch_size (the argument), or "
+            "use tf.nn.compute_average_loss(per_example) without it, not a number of your own."
+        )
+    raise Wrong(
+        f"the losses are right, but after {_STEPS} steps the weights differ from one device's: "
+        "the gradient of your loss is not the gradient of the mean over the global batch. "
+        "Compute the loss from labels and logits, per example."
     )
 
 
 def _expect_scalar_loss(compute_loss: Callable[..., Any]) -> None:
     import tensorflow as tf
 
-    x, y = _toy_data()
+    x, y = _toy_data(_GLOBAL_BATCH, _GLOBAL_BATCH)
     logits = tf.constant(x[:_GLOBAL_BATCH, :5])
     name = f"compute_loss(labels, logits, {_GLOBAL_BATCH})"
     loss = call(compute_loss, tf.constant(y[:_GLOBAL_BATCH]), logits, _GLOBAL_BATCH, name=name)
@@ -193,9 +283,12 @@ def _expect_scalar_loss(compute_loss: Callable[..., Any]) -> None:
         )
 
 
-def _scaling_hint(ratio: float, replicas: int) -> str:
-    per_replica = _GLOBAL_BATCH // replicas
-    seen = f"the loss summed over replicas is {ratio:.4g} times one device's mean loss"
+def _scaling_hint(ratio: float, replicas: int, global_batch: int) -> str:
+    per_replica = global_batch // replicas
+    seen = (
+        f"with a global batch of {global_batch}, the loss summed over replicas is {ratio:.4g} "
+        "times one device's mean loss"
+    )
     if math.isclose(ratio, replicas, rel_tol=1e-3):
         return (
             f"{seen}: each replica averaged over its own {per_replica} examples, and the "
@@ -215,15 +308,15 @@ def _scaling_hint(ratio: float, replicas: int) -> str:
             f"{seen}: you also divided by the number of replicas. The global batch already "
             "counts every replica's examples; divide by it once."
         )
-    divisor = _GLOBAL_BATCH / ratio if ratio > 0 else math.nan
+    divisor = global_batch / ratio if ratio > 0 else math.nan
     if (
         math.isfinite(divisor)
         and divisor > 1.5
         and math.isclose(divisor, round(divisor), rel_tol=1e-3)
     ):
         return (
-            f"{seen}: you divided by {round(divisor)}, not by the global_batch_size argument "
-            f"({_GLOBAL_BATCH} here). Use the argument: the check, like a real loop, passes it."
+            f"{seen}: you divided by {round(divisor)}, not by the global_batch_size argument. "
+            "Use the argument: the check, like a real loop, passes it, and varies it."
         )
     return (
         f"{seen}, and should be 1: compute each example's loss from labels and logits (from "
@@ -241,19 +334,25 @@ CLUSTER_PORT = 2222
 def check_tf_config(make_tf_config: Callable[[list[str], int, int], Any]) -> str:
     """Check `make_tf_config(hosts, port, index)`: the `TF_CONFIG` (a dict or its JSON) of worker
     `index` of a cluster of one worker per host, all on `port`, worker 0 the chief."""
-    hosts = list(CLUSTER_HOSTS)
-    clusters = []
-    for index in range(len(hosts)):
-        name = f"make_tf_config({hosts}, {CLUSTER_PORT}, {index})"
-        config = _as_config(call(make_tf_config, list(hosts), CLUSTER_PORT, index, name=name), name)
-        _expect_cluster(config, name, hosts)
-        _expect_task(config, name, index)
-        clusters.append(config["cluster"])
-    if any(cluster != clusters[0] for cluster in clusters):
-        raise Wrong(
-            "the cluster part differs between machines: every worker must list the same "
-            "addresses in the same order; only task.index says which one it is."
-        )
+    rng = probe_rng()
+    drawn_hosts = [f"node-{int(n)}.lab" for n in rng.choice(np.arange(10, 99), 4, replace=False)]
+    if drawn_hosts == sorted(drawn_hosts):  # an order that sorting would change
+        drawn_hosts.reverse()
+    cases = [(list(CLUSTER_HOSTS), CLUSTER_PORT), (drawn_hosts, int(rng.integers(3000, 9000)))]
+    for hosts, port in cases:
+        clusters = []
+        for index in range(len(hosts)):
+            name = f"make_tf_config({hosts}, {port}, {index})"
+            answer = call(make_tf_config, list(hosts), port, index, name=name)
+            config = _as_config(answer, name)
+            _expect_cluster(config, name, hosts, port)
+            _expect_task(config, name, index)
+            clusters.append(config["cluster"])
+        if any(cluster != clusters[0] for cluster in clusters):
+            raise Wrong(
+                "the cluster part differs between machines: every worker must list the same "
+                "addresses in the same order; only task.index says which one it is."
+            )
     return "the same cluster on every machine, 'host:port' strings, and each task's own index."
 
 
@@ -272,7 +371,7 @@ def _as_config(value: Any, name: str) -> dict[str, Any]:
     return value
 
 
-def _expect_cluster(config: dict[str, Any], name: str, hosts: list[str]) -> None:
+def _expect_cluster(config: dict[str, Any], name: str, hosts: list[str], port: int) -> None:
     cluster = config.get("cluster")
     if not isinstance(cluster, dict):
         raise Wrong(f"{name} has no 'cluster' dict; it lists the jobs and their addresses.")
@@ -281,8 +380,14 @@ def _expect_cluster(config: dict[str, Any], name: str, hosts: list[str]) -> None
             f"{name}'s cluster has the jobs {sorted(cluster)}: use one job named 'worker' "
             "(singular) that lists every machine; worker 0 is the chief."
         )
+    extra = sorted(set(cluster) - {"worker"})
+    if extra and "worker" in cluster:
+        raise Wrong(
+            f"{name}'s cluster has the jobs {sorted(cluster)}: this cluster is one job, 'worker', "
+            "one per machine; leave out jobs nobody runs."
+        )
     workers = cluster.get("worker")
-    wanted = [f"{host}:{CLUSTER_PORT}" for host in hosts]
+    wanted = [f"{host}:{port}" for host in hosts]
     if not isinstance(workers, list):
         raise Wrong(f"{name}: cluster['worker'] should be a list of 'host:port' strings.")
     if any(not isinstance(w, str) for w in workers):
@@ -294,6 +399,8 @@ def _expect_cluster(config: dict[str, Any], name: str, hosts: list[str]) -> None
         raise Wrong(f"{name}: the addresses have no port; write 'host:port'.")
     if sorted(workers) == sorted(wanted) and workers != wanted:
         raise Wrong(f"{name}: list the workers in the order given, {wanted}, on every machine.")
+    if workers == [f"{host}:{CLUSTER_PORT}" for host in hosts] and port != CLUSTER_PORT:
+        raise Wrong(f"{name}: the addresses use port {CLUSTER_PORT}, not the port argument.")
     if workers != wanted:
         raise Wrong(f"{name}: cluster['worker'] is {workers}, expected {wanted}.")
 
