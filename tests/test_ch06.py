@@ -121,7 +121,7 @@ def eager(fn, bucket_size):
     return lambda x: fn(x)
 
 
-def padded_inside(fn, bucket_size, *, concat=False):
+def padded_inside(fn, bucket_size, *, concat=False, scatter=False, nested=False):
     """Pads inside the compiled function: fn sees bucket lengths, XLA compiles per raw length."""
     import tensorflow as tf
 
@@ -131,9 +131,18 @@ def padded_inside(fn, bucket_size, *, concat=False):
         padded = (length + bucket_size - 1) // bucket_size * bucket_size
         if concat:
             x = tf.concat([x, tf.zeros([padded - length])], axis=0)
+        elif scatter:
+            x = tf.scatter_nd(tf.range(length)[:, None], x, [padded])
+        elif nested:
+            x = pad_to_bucket(x)
         else:
             x = tf.pad(x, [[0, padded - length]])
         return fn(x)[:length]
+
+    @tf.function
+    def pad_to_bucket(x):
+        length = tf.shape(x)[0]
+        return tf.pad(x, [[0, (length + bucket_size - 1) // bucket_size * bucket_size - length]])
 
     return compiled
 
@@ -159,8 +168,10 @@ def wrapped_jit(fn, bucket_size):
         (lambda fn, b: bucketed(fn, b, signature=True), "passed", "or once for any length"),
         (lambda fn, b: bucketed(fn, b, reduce_retracing=True), "passed", "bucket lengths only"),
         (lambda fn, b: bucketed(fn, b, fill=1.0), "failed", "the padding is not zeros"),
-        (padded_inside, "failed", "the padding (Pad) happens inside the function that XLA"),
-        (lambda fn, b: padded_inside(fn, b, concat=True), "failed", "(ConcatV2) happens inside"),
+        (padded_inside, "failed", "(by Pad, Shape): padding there means XLA"),
+        (lambda fn, b: padded_inside(fn, b, concat=True), "failed", "(by ConcatV2, Fill, Shape)"),
+        (lambda fn, b: padded_inside(fn, b, scatter=True), "failed", "ScatterNd"),
+        (lambda fn, b: padded_inside(fn, b, nested=True), "failed", "PartitionedCall"),
         (wrapped_jit, "passed", "bucket lengths only"),
         (
             lambda fn, b: bucketed(fn, b, signature=True, pad_to=lambda n: n),
@@ -250,12 +261,24 @@ def by_size_after_running(fn, x):
             "before timing",
         ),
         (lambda f, x: xla_speedup(f, x, ms=True), lambda: "a", "failed", "ratio"),
-        (by_size, lambda: "a", "failed", "never ran fn under XLA"),
+        (by_size, lambda: "a", "failed", "never ran the fn it was given"),
+        (
+            lambda f, x: xla_speedup(f, __import__("tensorflow").random.normal([1000])),
+            lambda: "a",
+            "failed",
+            "not on the x it was given",
+        ),
+        (
+            lambda f, x: xla_speedup(ch06.many_small_steps, x),
+            lambda: "a",
+            "failed",
+            "never ran the fn it was given",
+        ),
         (by_size_after_running, lambda: "a", "failed", "xla_speedup(_small_op, x) returned 8"),
         (xla_speedup, lambda: "many", "failed", "should return 'a' or 'b'"),
         (lambda f, x: xla_speedup(f, x, inverted=True), lambda: "a", "failed", "upside down"),
         (lambda f, x: xla_speedup(f, x, both=True), lambda: "a", "failed", "only under XLA"),
-        (lambda f, x: 1.0, lambda: "a", "failed", "never ran fn under XLA"),
+        (lambda f, x: 1.0, lambda: "a", "failed", "never ran the fn it was given"),
         (lambda f, x: (xla_speedup(f, x), 8.0)[1], lambda: "a", "failed", "returned 8"),
         (lambda f, x: float("nan"), lambda: "a", "failed", "positive and finite"),
         (lambda f, x: [2.0, 3.0], lambda: "a", "failed", "one number, a ratio"),
@@ -282,6 +305,16 @@ def fused(tf, *, jit=True, low=-3.0, shift=0.1):
     return fast_activation
 
 
+def in_float64(tf):
+    @tf.function(jit_compile=True)
+    def fast_activation(x):
+        x = tf.cast(x, tf.float64)
+        clipped = tf.clip_by_value(x * tf.sigmoid(1.702 * x), -3.0, 3.0)
+        return tf.tanh(clipped / (1.0 + tf.abs(clipped))) * 0.5 + 0.1 * x
+
+    return fast_activation
+
+
 def with_reduction(tf):
     @tf.function(jit_compile=True)
     def fast_activation(x):
@@ -296,6 +329,7 @@ def with_reduction(tf):
     ("make_answer", "status", "fragment"),
     [
         (fused, "passed", "compiles to 1 fusion"),
+        (in_float64, "failed", "returns float64, not float32"),
         (lambda tf: None, "not attempted", "not attempted yet"),
         (lambda tf: tf.function(not_written, jit_compile=True), "not attempted", "not attempted"),
         (lambda tf: not_written, "failed", "should be a tf.function"),

@@ -45,6 +45,23 @@ def the_wrong_outputs(model):
     return to_tflite(other)
 
 
+def retrained_in_place(model):
+    """Trains the given model further, then converts it: not the model as given."""
+    model.compile(optimizer="sgd", loss="mse")
+    rng = np.random.default_rng(3)
+    model.fit(rng.normal(size=(64, 32)), rng.normal(size=(64, 3)), epochs=1, verbose=0)
+    return to_tflite(model)
+
+
+def another_input_shape(model):
+    import keras
+    from keras import layers
+
+    return to_tflite(
+        keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(), layers.Dense(3)])
+    )
+
+
 def a_path(model):
     path = tempfile.mktemp(suffix=".tflite")
     with open(path, "wb") as handle:
@@ -66,6 +83,10 @@ def a_path(model):
         (lambda m: litert.interpreter(to_tflite(m)), "failed", "returned Interpreter"),
         (a_new_model, "failed", "computes other values"),
         (the_wrong_outputs, "failed", "outputs of shape (5,)"),
+        (retrained_in_place, "failed", "convert that very model, unchanged"),
+        (lambda m: ch07._float_tflite(m), "failed", "the check's own converter"),
+        (another_input_shape, "failed", "does not run on the model's inputs of shape (5, 32)"),
+        (lambda m: "converted", "failed", "returned the str 'converted'"),
         (lambda m: b"not a model at all", "failed", "are not a .tflite model"),
         (lambda m: m, "failed", "should return the .tflite model as bytes"),
         (lambda m: None, "failed", "returned None"),
@@ -117,6 +138,16 @@ def full_int8(float_model, x_train, *, images=None, recipe_name="static_wi8_ai8"
     calibration = {key: [{io["inputs"][0]: image[np.newaxis]} for image in images]}
     calibrated = quantizer.calibrate(calibration, num_threads=1)
     return bytes(quantizer.quantize(calibrated, enable_progress_report=False).quantized_model)
+
+
+def a_fixed_input_name(float_model, x_train):
+    """The notebook's input name, hard-coded: the check's models name theirs their own way."""
+    from litert_quantizer import Quantizer, recipe
+
+    quantizer = Quantizer(float_model)
+    quantizer.load_quantization_recipe(recipe.static_wi8_ai8())
+    calibration = {"serving_default": [{"keras_tensor_20": image[None]} for image in x_train[:100]]}
+    return quantizer.quantize(quantizer.calibrate(calibration), enable_progress_report=False)
 
 
 def the_result_object(float_model, x_train):
@@ -172,6 +203,7 @@ TRAIN_IMAGES = data.load_numpy("mnist5k", "train")["image"].astype(np.float32)
         (lambda m, x: full_int8(m, x, images=x[:10]), "failed", "too few images"),
         (lambda m, x: m, "failed", "nothing in the model"),
         (the_result_object, "failed", "returned QuantizationResult"),
+        (a_fixed_input_name, "failed", "read the signature and its input's name from the model"),
         (
             lambda m, x: full_int8(m, x, images=x[:100] / 255),
             "failed",
@@ -432,3 +464,13 @@ def test_check_full_int8_survives_a_misbehaving_answer(
 ):
     monkeypatch.setattr(_learner, "TIME_BUDGET", 0.5)
     assert_survives(ch07.check_full_int8(answer, *digits), fragment, capsys)
+
+
+def test_check_quantize_names_a_forgotten_return(tf):
+    def no_return(x, scale, zero_point):
+        np.clip(np.round(np.asarray(x) / scale) + zero_point, -128, 127).astype(np.int8)
+
+    assert_result(ch07.check_quantize(no_return, dequantize), "failed", "forget a `return`")
+    assert_result(
+        ch07.check_quantize(quantize, lambda q, s, z: None), "failed", "forget a `return`"
+    )

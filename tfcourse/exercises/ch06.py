@@ -186,12 +186,18 @@ class _TraceRecorder:
         return tf.sin(x) * 2.0 + 1.0
 
 
-#: Ops that lengthen a tensor: padding done inside the function that XLA compiles.
-_PADDING_OPS = frozenset({"Pad", "PadV2", "MirrorPad", "ConcatV2", "Concat", "TensorScatterUpdate"})
+#: Ops on the way from the compiled function's argument to `fn`'s input that mean padding inside
+#: it: ops that lengthen a tensor, ops that read a length, and calls of another function.
+_PADDING_OPS = frozenset(
+    {"Pad", "PadV2", "MirrorPad", "ConcatV2", "Concat", "ScatterNd", "TensorScatterUpdate", "Fill"}
+    | {"Shape", "ShapeN", "Size"}
+    | {"PartitionedCall", "StatefulPartitionedCall"}
+)
 
 
 def _padding_ops_before(x: Any) -> list[str]:
-    """The padding ops in the traced graph between the compiled function's inputs and `x`.
+    """The ops in the traced graph, on the way from the compiled function's inputs to `x`, that
+    pad `x` (or read its length to pad it).
 
     XLA compiles a function once per shape of its *arguments*: if the padding happens inside it,
     each raw length is a new compilation, even though `fn` itself sees only bucket lengths.
@@ -252,10 +258,10 @@ def check_bucketed(bucketed: Callable[[Callable[[Any], Any], int], Any]) -> str:
                 )
             if recorder.padded_inside:
                 raise Wrong(
-                    f"the padding ({recorder.padded_inside[0]}) happens inside the function that "
-                    "XLA compiles, and XLA compiles once per shape of that function's input: a "
-                    "new compilation for every raw length. Pad x first, then call the compiled "
-                    "function on the padded x."
+                    f"fn's input is computed inside the function that XLA compiles (by "
+                    f"{', '.join(sorted(set(recorder.padded_inside)))}): padding there means XLA "
+                    "compiles once per shape of that function's input, a new compilation for "
+                    "every raw length. Pad x first, then call the compiled function on it."
                 )
             expect_close(
                 result, np.sin(x) * 2.0 + 1.0, name=f"the result of {name}", rtol=1e-5, atol=1e-5
@@ -353,6 +359,7 @@ class _RunRecorder:
 
         self.fn, self.__name__ = fn, fn.__name__
         self.eager = 0
+        self.traced_shapes: set[tuple[int | None, ...]] = set()
         self.runs = {
             kind: tf.Variable(0, dtype=tf.int64, trainable=False) for kind in ("graph", "xla")
         }
@@ -363,6 +370,7 @@ class _RunRecorder:
         if tf.executing_eagerly():
             self.eager += 1
         else:
+            self.traced_shapes.add(tuple(x.shape.as_list()) if x.shape.rank is not None else ())
             self.runs["xla" if _in_xla_context() else "graph"].assign_add(1)
         return self.fn(x)
 
@@ -394,8 +402,14 @@ def check_xla_speedup(
         recorder = _RunRecorder(fn)
         ratios[label] = _ratio(call(xla_speedup, recorder, x, name=name), name=name)
         _expect_both_ran(recorder, name)
+        if tuple(x.shape.as_list()) not in recorder.traced_shapes:
+            shapes = sorted(str(list(shape)) for shape in recorder.traced_shapes)
+            raise Wrong(
+                f"{name} timed fn on inputs of shape {', '.join(shapes)}, not on the x it was "
+                f"given (shape {x.shape.as_list()}): time fn on the x argument."
+            )
         mine, theirs = ratios[label], _own_speedup(fn, x)
-        if label == "a" and mine < 0.5 and theirs > 2:
+        if label == "a" and 0.5 / theirs < mine < 0.5 and theirs > 2:
             raise Wrong(
                 f"{name} is {mine:.3g}: that looks upside down. Return the tf.function's time "
                 "divided by the jit-compiled one's (above 1 when XLA wins)."
@@ -427,6 +441,11 @@ def _expect_both_ran(recorder: _RunRecorder, name: str) -> None:
             "jit-compiled one; eager execution is another baseline, with its own overhead."
         )
     graph, xla = recorder.count("graph"), recorder.count("xla")
+    if not graph and not xla:
+        raise Wrong(
+            f"{name} never ran the fn it was given (the check passes its own wrapper of it): "
+            "time tf.function(fn) and tf.function(fn, jit_compile=True) for the fn argument."
+        )
     if not xla:
         raise Wrong(f"{name} never ran fn under XLA: time tf.function(fn, jit_compile=True) too.")
     if not graph:
@@ -520,6 +539,12 @@ def check_fused_activation(fast_activation: Any) -> str:
         raise Wrong("fast_activation is a tf.function without XLA: pass jit_compile=True.")
     small = tf.linspace(-6.0, 6.0, 1001)
     result = _run_fused(fast_activation, small)
+    dtype = getattr(result, "dtype", None)
+    if dtype is not None and getattr(dtype, "name", str(dtype)) != "float32":
+        raise Wrong(
+            f"fast_activation(x) returns {getattr(dtype, 'name', dtype)}, not float32: compute "
+            "in x's dtype, as slow_activation does (a wider type moves more bytes per element)."
+        )
     expect_close(result, slow_activation(small), name="fast_activation(x)", rtol=1e-4, atol=1e-5)
     big = tf.random.stateless_normal([2_000_000], seed=[6, 4]) * 3.0
     with learner_code("compiling fast_activation"):

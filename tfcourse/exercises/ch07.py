@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,11 @@ def _tflite_bytes(value: Any, *, name: str) -> bytes:
             f"{name} returned the number {value}: return the model's bytes; the check measures "
             "their size itself with len()."
         )
+    if isinstance(value, str) and not os.path.exists(value):
+        raise Wrong(
+            f"{name} returned the str {value[:60]!r}; return the .tflite model's bytes, what "
+            "converter.convert() or bytes(result.quantized_model) gives you."
+        )
     if isinstance(value, str) or hasattr(value, "__fspath__"):
         raise Wrong(
             f"{name} returned a path ({str(value)[:60]}); return the .tflite flatbuffer itself, "
@@ -78,7 +84,12 @@ def check_to_tflite(to_tflite: Callable[[Any], Any]) -> str:
     """Check `to_tflite(model)`: the float32 .tflite flatbuffer of a Keras model, as bytes."""
     model = _small_model()
     name = "to_tflite(model)"
-    flatbuffer = _tflite_bytes(call(to_tflite, model, name=name), name=name)
+    x = np.random.default_rng(7).normal(size=(5, 32)).astype(np.float32)
+    want = model(x).numpy()  # before the learner's code: it must convert the model as given
+    own = "it calls the check's own converter: write the conversion yourself."
+    with forbid("tfcourse.exercises.ch07._float_tflite", own):
+        answer = call(to_tflite, model, name=name)
+    flatbuffer = _tflite_bytes(answer, name=name)
     weights = litert.weight_tensors(flatbuffer)
     quantized = sorted({w["dtype"] for w in weights.values()} - {"float32"})
     if quantized:
@@ -86,26 +97,31 @@ def check_to_tflite(to_tflite: Callable[[Any], Any]) -> str:
             f"{name}'s weights are stored as {', '.join(quantized)}: you quantized the model. "
             "This exercise wants the float32 model: leave out converter.optimizations."
         )
-    x = np.random.default_rng(7).normal(size=(5, 32)).astype(np.float32)
     try:
         got = litert.predict(flatbuffer, x)
     except (ValueError, RuntimeError) as error:
-        raise Wrong(f"the model {name} returned does not run: {error}") from None
-    want = model(x).numpy()
+        shape = litert.interpreter(flatbuffer).get_input_details()[0]["shape"].tolist()
+        raise Wrong(
+            f"the model {name} returned does not run on the model's inputs of shape (5, 32) "
+            f"(its input has shape {shape}; {str(error)[:80]}): convert the model you were given."
+        ) from None
     if got.shape != want.shape:
         raise Wrong(
             f"the model {name} returned gives outputs of shape {got.shape[1:]} per example, the "
             f"Keras model {want.shape[1:]}: convert the model you were given."
         )
+    if not np.isfinite(got).all():
+        raise Wrong(
+            f"the model {name} returned outputs NaN or inf: its weights did not make it into the "
+            "file (a concrete function converted without the model's variables?). Export the "
+            "model, then TFLiteConverter.from_saved_model."
+        )
     if not np.allclose(got, want, atol=1e-5):
         raise Wrong(
             f"the model {name} returned computes other values than the Keras model you were "
-            "given (a new or retrained model?): convert that very model."
+            "given (a new or retrained model?): convert that very model, unchanged."
         )
-    return (
-        f"a float32 .tflite model of {len(flatbuffer):,} bytes that computes the same outputs as "
-        "the Keras model."
-    )
+    return "a float32 .tflite model that computes the same outputs as the Keras model."
 
 
 # 07.2 -------------------------------------------------------------------------------------------
@@ -120,6 +136,22 @@ def _float_tflite(model: Any) -> bytes:
     with tempfile.TemporaryDirectory() as folder:
         model.export(folder, verbose=False)
         return bytes(tf.lite.TFLiteConverter.from_saved_model(folder).convert())
+
+
+def _call_full_int8(
+    full_int8: Callable[[bytes, np.ndarray], Any], model: Any, x_train: np.ndarray, *, name: str
+) -> Any:
+    """`full_int8` on `model` as a float .tflite; a KeyError says to read the input's name."""
+    try:
+        return call(full_int8, _float_tflite(model), x_train, name=name)
+    except Wrong as wrong:
+        if isinstance(wrong.__cause__, KeyError):
+            raise Wrong(
+                f"{wrong} The check's models name their inputs their own way: read the signature "
+                "and its input's name from the model (Interpreter(model_content=float_model)"
+                ".get_signature_list())."
+            ) from None
+        raise
 
 
 #: Exercise 07.2: ops that may stay float32 in a full-integer model: they read only a shape.
@@ -138,7 +170,7 @@ def check_full_int8(
     int8 input, output and ops, whose test accuracy is within `ACCURACY_SLACK` of the Keras
     model's; then probe that it quantized its argument and calibrated on its `x_train`."""
     name = "full_int8(float_model, x_train)"
-    flatbuffer = _tflite_bytes(call(full_int8, _float_tflite(model), x_train, name=name), name=name)
+    flatbuffer = _tflite_bytes(_call_full_int8(full_int8, model, x_train, name=name), name=name)
     runner = litert.interpreter(flatbuffer)
     io = {
         "input": runner.get_input_details()[0]["dtype"],
@@ -150,6 +182,11 @@ def check_full_int8(
             "recipe.static_wi8_ai8(), and return bytes(result.quantized_model)."
         )
     for side, dtype in io.items():
+        if np.dtype(dtype) == np.int16:
+            raise Wrong(
+                f"the model's {side} is int16: recipe.static_wi8_ai16() quantizes activations to "
+                "16 bits. This exercise wants int8 activations: recipe.static_wi8_ai8()."
+            )
         if np.dtype(dtype) != np.int8:
             raise Wrong(
                 f"the model's {side} is {np.dtype(dtype).name}, not int8: quantize the "
@@ -196,8 +233,7 @@ def _agreement(
     """The share of `images` on which `full_int8`'s int8 model, made from `model` converted to
     float .tflite and calibrated with `x_train`, predicts the class that `model` predicts."""
     want = np.argmax(model.predict(images, verbose=0), axis=1)
-    answer = call(full_int8, _float_tflite(model), x_train, name=name)
-    flatbuffer = _tflite_bytes(answer, name=name)
+    flatbuffer = _tflite_bytes(_call_full_int8(full_int8, model, x_train, name=name), name=name)
     with learner_code("running the model you returned"):
         got = np.argmax(litert.predict(flatbuffer, images), axis=1)
     return float(np.mean(got == want))
@@ -363,7 +399,7 @@ def check_quantize(
         forbid("tfcourse.litert.quantize", _OWN_QUANTIZE),
         forbid("tfcourse.litert.dequantize", _OWN_QUANTIZE),
     ):
-        q = np.asarray(call(quantize, x.copy(), scale, zero_point, name=name))
+        q = _not_none(call(quantize, x.copy(), scale, zero_point, name=name), name)
     _expect_quantized(q, seen["q"], x, scale, zero_point, name=name)
     scale, zero_point = seen["y_params"]
     name = f"dequantize(q, scale={scale:.4g}, zero_point={zero_point})"
@@ -371,13 +407,19 @@ def check_quantize(
         forbid("tfcourse.litert.quantize", _OWN_QUANTIZE),
         forbid("tfcourse.litert.dequantize", _OWN_QUANTIZE),
     ):
-        y = np.asarray(call(dequantize, seen["y_int"].copy(), scale, zero_point, name=name))
+        y = _not_none(call(dequantize, seen["y_int"].copy(), scale, zero_point, name=name), name)
     _expect_dequantized(y, seen["y"], seen["y_int"], scale, zero_point, name=name)
     return (
         "quantize gives the interpreter's int8 values (rounded, shifted by the zero point, "
         "clipped; at an exact half either neighbour, as kernels differ), and dequantize its "
         "float32 values."
     )
+
+
+def _not_none(value: Any, name: str) -> np.ndarray:
+    if value is None:
+        raise Wrong(f"{name} returned None; did you forget a `return`?")
+    return np.asarray(value)
 
 
 def _expect_quantized(
