@@ -12,6 +12,7 @@ import pytest
 from answers import MISBEHAVING, assert_result, assert_survives, not_written, raises
 
 from tfcourse.exercises import _learner, ch08
+from tfcourse.exercises._framework import Wrong
 
 
 # 08.1 per_replica_batch_size ---------------------------------------------------------------------
@@ -211,9 +212,24 @@ def test_the_tf_config_answer_is_what_tfcourse_distributed_writes():
 
 # 08.4 write_dir and resume ------------------------------------------------------------------------
 def write_dir(directory, task_type, task_id):
+    if task_type is None or task_type == "chief" or (task_type == "worker" and task_id == 0):
+        return directory
+    return os.path.join(directory, f"workertemp_{task_id}")
+
+
+def worker_zero_only(directory, task_type, task_id):
+    """The notebook's first solution: wrong without a cluster (task_type None) and for a chief."""
     if task_type == "worker" and task_id == 0:
         return directory
     return os.path.join(directory, f"workertemp_{task_id}")
+
+
+def returns_ten(checkpoint, manager):
+    """Restores, then returns the step that the chapter's cluster happens to resume at."""
+    if manager.latest_checkpoint is None:
+        return 0
+    checkpoint.restore(manager.latest_checkpoint)
+    return 10
 
 
 def resume(checkpoint, manager):
@@ -267,7 +283,7 @@ def second_in_chief_dir(directory, task_type, task_id):
 
 def as_path(directory, task_type, task_id):
     """Right, with pathlib (the workers import Path for the learner's functions)."""
-    if task_id == 0:
+    if task_type in (None, "chief") or task_id == 0:
         return Path(directory)
     return Path(directory) / f"workertemp_{task_id}"
 
@@ -278,7 +294,7 @@ def uses_a_notebook_name(directory, task_type, task_id):
 
 
 def one_temp_dir(directory, task_type, task_id):
-    return directory if task_id == 0 else os.path.join(tempfile.gettempdir(), "ckpt")
+    return directory if task_id in (0, None) else os.path.join(tempfile.gettempdir(), "ckpt")
 
 
 @pytest.mark.slow
@@ -306,8 +322,10 @@ def test_check_resume_takes_paths_and_explains_a_worker_that_fails(tf):
         ((write_dir, raises), "failed", "raised RuntimeError: oops"),
         ((write_dir, from_zero), "failed", "did not restore the checkpoint"),
         ((write_dir, restores_returns_zero), "failed", "restored the weights but returned 0"),
-        ((write_dir, off_by_one), "failed", "returned 11 after a checkpoint at step 10"),
-        ((write_dir, oldest), "failed", "restored the step-5 checkpoint, the oldest"),
+        ((write_dir, off_by_one), "failed", "not a number of your own"),
+        ((write_dir, oldest), "failed", "checkpoint, the oldest"),
+        ((write_dir, returns_ten), "failed", "not a number of your own"),
+        ((worker_zero_only, resume), "failed", "task_type None) the one process is the chief"),
         ((write_dir, step_only), "failed", "did not restore the checkpoint"),
         ((write_dir, crashes_when_empty), "failed", "with no checkpoint yet"),
         ((chief_is_one, resume), "failed", "worker 0 is the chief"),
@@ -335,3 +353,18 @@ def test_every_check_survives_a_misbehaving_answer(
 ):
     monkeypatch.setattr(_learner, "TIME_BUDGET", 0.5)
     assert_survives(CHECKS[exercise](answer), fragment, capsys)
+
+
+def test_a_lambda_answer_becomes_a_module_the_workers_can_import():
+    write = lambda d, t, i: d if t in (None, "chief") or i == 0 else f"{d}_{i}"  # noqa: E731
+    source = ch08._answer_source(write_dir=write, resume=resume)
+    namespace = {}
+    exec(compile(source, "answer.py", "exec"), namespace)
+    assert namespace["write_dir"]("ckpt", "worker", 1) == "ckpt_1"
+    assert namespace["write_dir"]("ckpt", None, None) == "ckpt"
+
+
+def test_two_lambdas_on_one_line_get_a_clear_message():
+    pair = (lambda d, t, i: d, lambda d, t, i: d)
+    with pytest.raises(Wrong, match="define it with `def`"):
+        ch08._answer_source(write_dir=pair[0], resume=resume)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import math
@@ -445,13 +446,18 @@ def _as_path_text(value: Any) -> Any:
 
 
 def _expect_write_dir(write_dir: Callable[..., Any]) -> None:
-    chief = call(write_dir, "ckpt", "worker", 0, name="write_dir('ckpt', 'worker', 0)")
-    chief = _as_path_text(chief)
-    if chief != "ckpt":
-        raise Wrong(
-            f"write_dir('ckpt', 'worker', 0) returned {chief!r}: worker 0 is the chief, and it "
-            "writes the real checkpoints, to the directory itself."
-        )
+    for task_type, task_id, who in [
+        ("worker", 0, "worker 0 is the chief of a cluster of workers"),
+        (None, None, "with no cluster (no TF_CONFIG, task_type None) the one process is the chief"),
+        ("chief", 0, "a task of type 'chief' is the chief"),
+    ]:
+        name = f"write_dir('ckpt', {task_type!r}, {task_id!r})"
+        chief = _as_path_text(call(write_dir, "ckpt", task_type, task_id, name=name))
+        if chief != "ckpt":
+            raise Wrong(
+                f"{name} returned {chief!r}: {who}, and it writes the real checkpoints, to the "
+                "directory itself."
+            )
     others = [
         _as_path_text(call(write_dir, "ckpt", "worker", i, name=f"write_dir(..., {i})"))
         for i in (1, 2)
@@ -476,35 +482,42 @@ def _expect_resume(resume: Callable[..., Any]) -> None:
         start = call(resume, checkpoint, manager, name="resume(...) with no checkpoint yet")
         if start != 0:
             raise Wrong(f"with no checkpoint yet, resume should return 0, not {_describe(start)}")
-        for step in (5, 10):
+        first = int(probe_rng().integers(3, 9))
+        steps = (first, first + int(probe_rng().integers(3, 9)))  # not the cluster's 5 and 10
+        for step in steps:
             checkpoint.step.assign(step)
             checkpoint.w.assign(step / 10)
             manager.save(checkpoint_number=step)
         checkpoint.step.assign(0)
         checkpoint.w.assign(-1.0)
-        start = call(resume, checkpoint, manager, name="resume(...) after saves at steps 5 and 10")
-    _expect_restored(start, float(checkpoint.w.numpy()))
+        name = f"resume(...) after saves at steps {steps[0]} and {steps[1]}"
+        start = call(resume, checkpoint, manager, name=name)
+    _expect_restored(start, float(checkpoint.w.numpy()), steps)
 
 
-def _expect_restored(start: Any, w: float) -> None:
+def _expect_restored(start: Any, w: float, steps: tuple[int, int]) -> None:
+    first, latest = steps
     if w == -1.0:
         raise Wrong(
             "resume did not restore the checkpoint: the weights are still the fresh ones. Call "
             "checkpoint.restore(manager.latest_checkpoint)."
         )
-    if w == 0.5:
-        raise Wrong("resume restored the step-5 checkpoint, the oldest: restore the latest.")
+    if np.isclose(w, first / 10):
+        raise Wrong(f"resume restored the step-{first} checkpoint, the oldest: restore the latest.")
     if hasattr(start, "numpy"):
         start = start.numpy()
     if isinstance(start, bool) or not isinstance(start, (int, np.integer)):
         raise Wrong(f"resume should return the step as an int, not {_describe(start)}")
     if start == 0:
         raise Wrong(
-            "resume restored the weights but returned 0: training would redo steps 1-10 on "
+            f"resume restored the weights but returned 0: training would redo steps 1-{latest} on "
             "the restored weights. Return the saved step (checkpoint.step)."
         )
-    if start != 10:
-        raise Wrong(f"resume returned {start} after a checkpoint at step 10; return 10.")
+    if start != latest:
+        raise Wrong(
+            f"resume returned {start} after a checkpoint at step {latest}; return the step the "
+            "checkpoint holds (checkpoint.step), not a number of your own."
+        )
 
 
 #: What a worker imports before the learner's functions: the names those functions may use.
@@ -526,9 +539,27 @@ def _answer_source(**functions: Callable[..., Any]) -> str:
                 f"the workers cannot read the source of {_describe(fn)}: define write_dir and "
                 "resume with `def` in a notebook cell."
             ) from None
-        if fn.__name__ != role:
+        if fn.__name__ == "<lambda>":
+            parts[-1] = f"{role} = {_lambda_text(fn)}\n"
+        elif fn.__name__ != role:
             parts.append(f"{role} = {fn.__name__}\n")
     return "\n\n".join(parts)
+
+
+def _lambda_text(fn: Callable[..., Any]) -> str:
+    """The text of a lambda, cut out of the line that defines it."""
+    line = textwrap.dedent(inspect.getsource(fn)).strip()
+    try:
+        tree = ast.parse(line)
+    except SyntaxError:
+        tree = None
+    lambdas = [node for node in ast.walk(tree) if isinstance(node, ast.Lambda)] if tree else []
+    if len(lambdas) != 1:
+        raise Wrong(
+            f"the workers cannot read the source of {_describe(fn)} on its own: define it with "
+            "`def`, or alone on its line (`write_dir = lambda directory, task_type, task_id: ...`)."
+        )
+    return f"({ast.get_source_segment(line, lambdas[0])})"
 
 
 def _run_twice(folder: Path, source: str) -> tuple[list[list[dict[str, Any]]], ...]:
