@@ -421,7 +421,7 @@ def largest_weight(float_model, layer_names, evaluate):
         (lambda m, n, e: selective(m, n, e, keep="hidden_b"), "failed", "evaluated 0 model(s)"),
         (lambda m, n, e: selective(m, n, e, pick=min), "failed", "ceiling 40%"),
         (weight_only, "failed", "dequantizes its int8 weights"),
-        (lambda m, n, e: selective(m, n, e).hex(), "failed", "returned a path"),
+        (lambda m, n, e: selective(m, n, e).hex(), "failed", "returned the str"),
         (lambda m, n, e: None, "failed", "returned None"),
     ],
 )
