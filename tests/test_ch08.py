@@ -290,7 +290,7 @@ def as_path(directory, task_type, task_id):
 
 def uses_a_notebook_name(directory, task_type, task_id):
     """Right here, but `shutil` is a name the workers do not import for the learner."""
-    return directory if task_id == 0 else shutil.os.path.join(directory, f"tmp_{task_id}")
+    return directory if task_id in (0, None) else shutil.os.path.join(directory, f"tmp_{task_id}")
 
 
 def one_temp_dir(directory, task_type, task_id):
@@ -368,3 +368,18 @@ def test_two_lambdas_on_one_line_get_a_clear_message():
     pair = (lambda d, t, i: d, lambda d, t, i: d)
     with pytest.raises(Wrong, match="define it with `def`"):
         ch08._answer_source(write_dir=pair[0], resume=resume)
+
+
+@pytest.mark.parametrize("replicas", [2, 3, 4])
+def test_the_drawn_loss_case_is_never_the_notebooks_batch_or_half_of_it(monkeypatch, replicas):
+    for seed in range(40):
+        monkeypatch.setenv("TFCOURSE_PROBE_SEED", str(seed))
+        (_, _), (global_batch, short) = ch08._loss_cases(replicas)
+        assert global_batch // replicas not in (16 // replicas, 16 // replicas**2)
+        assert global_batch // replicas * (replicas - 1) < short < global_batch
+
+
+def test_resume_is_probed_at_steps_other_than_the_clusters(tf, monkeypatch):
+    for seed in range(30):
+        monkeypatch.setenv("TFCOURSE_PROBE_SEED", str(seed))
+        assert_result(ch08.check_resume(write_dir, returns_ten), "failed", "a number of your own")

@@ -190,7 +190,8 @@ def _loss_cases(replicas: int) -> list[tuple[int, int]]:
     a Keras loss object fails to trace."""
     rng = probe_rng()
     cases = [(_GLOBAL_BATCH, _GLOBAL_BATCH - 6)]
-    per_replica = draw_except(rng, 3, 12, {_GLOBAL_BATCH // replicas})
+    # not the notebook's batch, nor half of it: a divisor of 16 would then read as "/ replicas"
+    per_replica = draw_except(rng, 3, 12, {_GLOBAL_BATCH // replicas, _GLOBAL_BATCH // replicas**2})
     short = int(rng.integers(per_replica * (replicas - 1) + 1, per_replica * replicas))
     cases.append((per_replica * replicas, short))
     return cases
@@ -482,8 +483,9 @@ def _expect_resume(resume: Callable[..., Any]) -> None:
         start = call(resume, checkpoint, manager, name="resume(...) with no checkpoint yet")
         if start != 0:
             raise Wrong(f"with no checkpoint yet, resume should return 0, not {_describe(start)}")
-        first = int(probe_rng().integers(3, 9))
-        steps = (first, first + int(probe_rng().integers(3, 9)))  # not the cluster's 5 and 10
+        rng = probe_rng()
+        first = draw_except(rng, 3, 8, {5})
+        steps = (first, draw_except(rng, first + 3, first + 8, {10}))  # not the cluster's 5 and 10
         for step in steps:
             checkpoint.step.assign(step)
             checkpoint.w.assign(step / 10)
