@@ -213,9 +213,10 @@ def check_full_int8(
             "training images, shaped and scaled exactly as the model's input (here: float32 "
             "pixels 0-255, one batch axis each)."
         )
-    _expect_uses_its_model(full_int8, model, x_train, x_test, name=name)
-    _expect_calibrates_on_its_argument(full_int8, model, x_train, x_test, name=name)
-    _expect_enough_calibration_images(full_int8, model, x_train, x_test, name=name)
+    for probe_model, probe_x, images, mistake in _calibration_probes(model, x_train, x_test):
+        agreement = _agreement(full_int8, probe_model, probe_x, images, name=name)
+        if agreement < 0.9:
+            raise Wrong(mistake.format(name=name, agreement=agreement))
     return (
         f"int8 input, output and ops; test accuracy {got:.1%} against {want:.1%} in float "
         f"(allowed drop {ACCURACY_SLACK:.0%})."
@@ -239,86 +240,54 @@ def _agreement(
     return float(np.mean(got == want))
 
 
-def _expect_uses_its_model(
-    full_int8: Callable[[bytes, np.ndarray], Any],
-    model: Any,
-    x_train: np.ndarray,
-    x_test: np.ndarray,
-    *,
-    name: str,
-) -> None:
-    """Call `full_int8` on a copy of `model` whose classes are renumbered (the last layer's units
-    rolled by one): a model quantized from its argument predicts the renumbered classes."""
-    import keras
-
-    weights = model.get_weights()
-    kernel, bias = weights[-2], weights[-1]
-    if bias.ndim != 1 or kernel.shape[-1] != bias.shape[0]:
-        return  # not a dense or convolutional head: nothing to renumber
-    renumbered = keras.models.clone_model(model)
-    renumbered.set_weights([*weights[:-2], np.roll(kernel, 1, axis=-1), np.roll(bias, 1)])
-    agreement = _agreement(full_int8, renumbered, x_train, x_test[:200], name=name)
-    if agreement < 0.9:
-        raise Wrong(
-            f"{name} did not quantize the model it was given: for a copy of the model whose "
-            f"classes are renumbered, its model agrees with the copy on {agreement:.0%} "
-            "of the test images. Quantize the `float_model` argument, not a model from the "
-            "notebook."
-        )
-
-
-def _expect_calibrates_on_its_argument(
-    full_int8: Callable[[bytes, np.ndarray], Any],
-    model: Any,
-    x_train: np.ndarray,
-    x_test: np.ndarray,
-    *,
-    name: str,
-) -> None:
-    """Call `full_int8` on the model behind a `Rescaling(255)`, with `x_train` scaled to [0, 1]:
-    calibrated on its argument, the int8 model agrees with the float one; calibrated on the
-    notebook's own images (0-255, or the test images), its input scale is 255 times too coarse."""
-    import keras
-
-    inputs = keras.Input(model.input_shape[1:])
-    wrapped = keras.Model(inputs, model(keras.layers.Rescaling(255.0)(inputs)))
-    images = (x_test[:200] / 255.0).astype(np.float32)
-    scaled = (np.asarray(x_train) / 255.0).astype(np.float32)
-    agreement = _agreement(full_int8, wrapped, scaled, images, name=name)
-    if agreement < 0.9:
-        raise Wrong(
-            f"{name} did not calibrate on the x_train it was given: for a model that takes "
-            "pixels scaled to [0, 1], with x_train scaled alike, its int8 model agrees with the "
-            f"float one on {agreement:.0%} of the images. Calibrate on images from the x_train "
-            "argument, not the notebook's own arrays (and never the test images, on which the "
-            "accuracy is measured)."
-        )
-
-
 #: Exercise 07.2: how many of x_train's first images the last probe dims, and to what brightness.
 _DIMMED_FIRST, _DIMMED_TO = 20, 0.2
+_NOT_ITS_MODEL = (
+    "{name} did not quantize the model it was given: for a copy of the model whose classes are "
+    "renumbered, its model agrees with the copy on {agreement:.0%} of the test images. Quantize "
+    "the `float_model` argument, not a model from the notebook."
+)
+_NOT_ITS_IMAGES = (
+    "{name} did not calibrate on the x_train it was given: for a model that takes pixels scaled "
+    "to [0, 1], with x_train scaled alike, its int8 model agrees with the float one on "
+    "{agreement:.0%} of the images. Calibrate on images from the x_train argument, not the "
+    "notebook's own arrays (and never the test images, on which the accuracy is measured)."
+)
+_TOO_FEW_IMAGES = (
+    "{name} calibrated on too few images: when x_train's first "
+    f"{_DIMMED_FIRST} images are dimmed to {_DIMMED_TO:.0%}, its int8 model agrees with the float "
+    "one on {agreement:.0%} of the test images. Calibrate on a hundred or so, so that no handful "
+    "of odd images sets the ranges."
+)
 
 
-def _expect_enough_calibration_images(
-    full_int8: Callable[[bytes, np.ndarray], Any],
-    model: Any,
-    x_train: np.ndarray,
-    x_test: np.ndarray,
-    *,
-    name: str,
-) -> None:
-    """Call `full_int8` with x_train's first `_DIMMED_FIRST` images dimmed: calibrated on a
-    hundred images or so, the ranges still cover the test images; on a handful, they do not."""
+def _calibration_probes(
+    model: Any, x_train: np.ndarray, x_test: np.ndarray
+) -> list[tuple[Any, np.ndarray, np.ndarray, str]]:
+    """(model, x_train, images, mistake) for the probes after the first call: on each, a model
+    quantized from the argument and calibrated on a hundred or so of its images agrees with the
+    float model on 90% of `images` or more; `mistake` says what a lower agreement means."""
+    import keras
+
+    images = x_test[:200]
+    probes = []
+    weights = model.get_weights()
+    kernel, bias = weights[-2], weights[-1]
+    if bias.ndim == 1 and kernel.shape[-1] == bias.shape[0]:  # a dense or convolutional head
+        renumbered = keras.models.clone_model(model)  # the classes renumbered: units rolled by one
+        renumbered.set_weights([*weights[:-2], np.roll(kernel, 1, axis=-1), np.roll(bias, 1)])
+        probes.append((renumbered, x_train, images, _NOT_ITS_MODEL))
+    # Behind a Rescaling(255), with x_train scaled alike: calibrated on the notebook's own images
+    # (0-255, or the test images), the input scale is 255 times too coarse.
+    inputs = keras.Input(model.input_shape[1:])
+    wrapped = keras.Model(inputs, model(keras.layers.Rescaling(255.0)(inputs)))
+    scaled = (np.asarray(x_train) / 255.0).astype(np.float32)
+    probes.append((wrapped, scaled, (images / 255.0).astype(np.float32), _NOT_ITS_IMAGES))
+    # The first images dimmed: a hundred or so still set the ranges; a handful do not.
     dimmed = np.array(x_train, dtype=np.float32, copy=True)
     dimmed[:_DIMMED_FIRST] *= _DIMMED_TO
-    agreement = _agreement(full_int8, model, dimmed, x_test[:200], name=name)
-    if agreement < 0.9:
-        raise Wrong(
-            f"{name} calibrated on too few images: when x_train's first {_DIMMED_FIRST} images "
-            f"are dimmed to {_DIMMED_TO:.0%}, its int8 model agrees with the float one on "
-            f"{agreement:.0%} of the test images. Calibrate on a hundred or so, so that no "
-            "handful of odd images sets the ranges."
-        )
+    probes.append((model, dimmed, images, _TOO_FEW_IMAGES))
+    return probes
 
 
 # 07.3 -------------------------------------------------------------------------------------------
