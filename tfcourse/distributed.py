@@ -38,7 +38,8 @@ class ClusterError(RuntimeError):
 
 
 def free_ports(n: int) -> list[int]:
-    """`n` distinct TCP ports on 127.0.0.1 that nothing listens on right now.
+    """`n` distinct TCP ports that nothing listens on right now, on any of this machine's addresses
+    (TensorFlow's workers listen on all of them).
 
     The sockets are closed before returning, so another program could take a port in between;
     start the workers right away.
@@ -51,7 +52,7 @@ def free_ports(n: int) -> list[int]:
     sockets = [socket.socket() for _ in range(n)]
     try:
         for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
+            sock.bind(("", 0))
         return [sock.getsockname()[1] for sock in sockets]
     finally:
         for sock in sockets:

@@ -185,9 +185,10 @@ _CONVENTIONS = {
 
 def _loss_cases(replicas: int) -> list[tuple[int, int]]:
     """(global batch, short last batch) pairs. The first is the notebook's batch with a short last
-    batch of 10; the second is drawn each run. `tf.distribute` fills the replicas in turn (10 over
-    2 replicas of 8: 8 and 2), so each short batch leaves every replica some examples: with none,
-    a Keras loss object fails to trace."""
+    batch of 10; the second is drawn each run. With auto-sharding off (as `_toy_run` has it),
+    `tf.distribute` fills the replicas in turn (10 over 2 replicas of 8: 8 and 2; by default it
+    would split evenly), so each short batch leaves every replica some examples: with none, a
+    Keras loss object fails to trace."""
     rng = probe_rng()
     cases = [(_GLOBAL_BATCH, _GLOBAL_BATCH - 6)]
     # not the notebook's batch, nor half of it: a divisor of 16 would then read as "/ replicas"
@@ -475,10 +476,26 @@ def _expect_write_dir(write_dir: Callable[..., Any]) -> None:
 
 
 def _expect_resume(resume: Callable[..., Any]) -> None:
+    """Try `resume` on a checkpoint like the workers': a model, SGD with momentum, and the step."""
+    import keras
     import tensorflow as tf
 
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
+    optimizer.build(model.trainable_variables)
+    state = [v for v in optimizer.variables if len(v.shape) > 0]  # the momentum, not the counters
+
+    def fill(step: int, weight: float, momentum: float) -> None:
+        checkpoint.step.assign(step)
+        for variable in model.weights:
+            variable.assign(np.full(variable.shape, weight, np.float32))
+        for variable in state:
+            variable.assign(np.full(variable.shape, momentum, np.float32))
+
+    checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=optimizer, step=tf.Variable(0, dtype=tf.int64)
+    )
     with tempfile.TemporaryDirectory() as folder:
-        checkpoint = tf.train.Checkpoint(step=tf.Variable(0, dtype=tf.int64), w=tf.Variable(0.0))
         manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=2)
         start = call(resume, checkpoint, manager, name="resume(...) with no checkpoint yet")
         if start != 0:
@@ -487,17 +504,17 @@ def _expect_resume(resume: Callable[..., Any]) -> None:
         first = draw_except(rng, 3, 8, {5})
         steps = (first, draw_except(rng, first + 3, first + 8, {10}))  # not the cluster's 5 and 10
         for step in steps:
-            checkpoint.step.assign(step)
-            checkpoint.w.assign(step / 10)
+            fill(step, step / 10, step / 100)
             manager.save(checkpoint_number=step)
-        checkpoint.step.assign(0)
-        checkpoint.w.assign(-1.0)
+        fill(0, -1.0, -1.0)
         name = f"resume(...) after saves at steps {steps[0]} and {steps[1]}"
         start = call(resume, checkpoint, manager, name=name)
-    _expect_restored(start, float(checkpoint.w.numpy()), steps)
+    weight = float(np.asarray(model.weights[0])[0, 0])
+    momentum = float(np.asarray(state[0]).flat[0])
+    _expect_restored(start, weight, momentum, steps)
 
 
-def _expect_restored(start: Any, w: float, steps: tuple[int, int]) -> None:
+def _expect_restored(start: Any, w: float, momentum: float, steps: tuple[int, int]) -> None:
     first, latest = steps
     if w == -1.0:
         raise Wrong(
@@ -506,6 +523,11 @@ def _expect_restored(start: Any, w: float, steps: tuple[int, int]) -> None:
         )
     if np.isclose(w, first / 10):
         raise Wrong(f"resume restored the step-{first} checkpoint, the oldest: restore the latest.")
+    if not np.isclose(momentum, latest / 100):
+        raise Wrong(
+            "resume restored the model but not the optimizer's momentum: restore the whole "
+            "`checkpoint` (model, optimizer and step), not a checkpoint of the model alone."
+        )
     if hasattr(start, "numpy"):
         start = start.numpy()
     if isinstance(start, bool) or not isinstance(start, (int, np.integer)):
