@@ -282,15 +282,17 @@ def test_two_kernels_run_at_a_time_and_never_three(graded):
     assert max(running) == 2, running
 
 
-def test_resume_reuses_finished_grades_and_writes_the_same_csv(graded, capsys):
+def test_resume_reuses_finished_grades_and_retries_a_timed_out_one(graded, capsys):
+    """A time-out says nothing about the submission (the machine may have been busy): it is not
+    cached, and the next run grades it again. The others are reused, and the CSV is the same."""
     before = graded["out"].read_bytes()
-    start = time.perf_counter()
     grade_command(graded["subs"], graded["out"], sources={"90": graded["source"]}, jobs=2,
                   timeout=30, cell_timeout=10)  # fmt: skip
-    assert time.perf_counter() - start < 15  # nothing ran again (one kernel alone takes ~2 s)
     err = capsys.readouterr().err
-    assert "reused 13 grades" in err and "13/13" in err  # the progress bar reached the end
+    assert "reused 12 grades" in err and "13/13" in err  # the progress bar reached the end
     assert graded["out"].read_bytes() == before
+    timed_out = [r for r in graded["rows"] if r["student"] == "stubborn"]
+    assert timed_out and all("timed out" in r["feedback"] for r in timed_out)
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(graded, tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ its grade comes only from the grader's own run of the checks (see `_assemble`).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -28,6 +29,7 @@ from typing import Any
 
 import nbformat
 
+from tfcourse.classroom import _bwrap
 from tfcourse.classroom._assemble import GradingNotebook, assemble
 from tfcourse.exercises._framework import ERROR, FAILED, NOT_ATTEMPTED, PASSED
 
@@ -40,6 +42,10 @@ _STATUS_ORDER = (ERROR, FAILED, NOT_ATTEMPTED, PASSED)
 #: Workers running now, and whether the run is stopping (Ctrl-C): their grades must not be cached.
 _RUNNING: set[subprocess.Popen[bytes]] = set()
 _STOPPING = threading.Event()
+
+
+class SandboxUnavailable(RuntimeError):
+    """No sandbox can be made on this machine, and grading without one was not asked for."""
 
 
 class _Stopped(Exception):
@@ -158,6 +164,7 @@ def grade(
     jobs: int | None = None,
     chapter: str | None = None,
     progress: Callable[[Outcome, bool], None] | None = None,
+    sandbox: bool = True,
 ) -> list[Outcome]:
     """Grade `submissions` against the instructor's notebooks `sources` (chapter -> path).
 
@@ -171,16 +178,28 @@ def grade(
         jobs: Kernels at once (default: `default_jobs`).
         chapter: The chapter of submissions whose metadata and file name do not say.
         progress: Called after each submission with its outcome and whether it came from `cache`.
+        sandbox: Run each submission in the Linux sandbox of `tfcourse.classroom._bwrap`. False
+            (``--unsafe-no-sandbox``) runs it with the write fence alone, as the user who grades.
 
     Returns:
         One outcome per submission, in the order given.
+
+    Raises:
+        SandboxUnavailable: If `sandbox` is on and no sandbox can be made on this machine.
     """
+    if sandbox and (why := _bwrap.problem()) is not None:
+        raise SandboxUnavailable(
+            f"{why} To grade without it, pass --unsafe-no-sandbox (a submission can then read "
+            "other files and reach the network: only for code you trust)."
+        )
     limits = limits or Limits()
     outcomes: list[Outcome | None] = [None] * len(submissions)
     fonts = matplotlib_cache()
     with ThreadPoolExecutor(max_workers=jobs or default_jobs()) as pool:
         futures = {
-            pool.submit(_grade_cached, sub, sources, (cache, reuse), limits, chapter, fonts): i
+            pool.submit(
+                _grade_cached, sub, sources, (cache, reuse), limits, chapter, fonts, sandbox
+            ): i
             for i, sub in enumerate(submissions)
         }
         try:
@@ -233,12 +252,14 @@ def _grade_cached(
     limits: Limits,
     chapter: str | None,
     fonts: Path,
+    sandbox: bool,
 ) -> tuple[Outcome, bool]:
     cache, reuse = store
     nb, problem = _parse(sub)
     chapter = chapter_of(sub, nb) or chapter
     source = sources.get(chapter or "")
     parts = [GRADER_VERSION, sub.digest, json.dumps(limits.__dict__, sort_keys=True)]
+    parts += [f"sandbox={sandbox}", _checks_digest()]
     if source is not None:
         parts.append(hashlib.sha256(source.read_bytes()).hexdigest())
     key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
@@ -257,15 +278,37 @@ def _grade_cached(
         outcome.problems.append(problem or "not a notebook")
         _not_graded(outcome, nbformat.read(source, as_version=4), problem or "")
     else:
-        _run(sub, nb, nbformat.read(source, as_version=4), limits, outcome, fonts)
+        _run(sub, nb, nbformat.read(source, as_version=4), limits, outcome, fonts, sandbox)
     outcome.window = (started, time.time())
-    if entry is not None:
+    if entry is not None and not _transient(outcome):
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_suffix(".tmp")
         saved = {k: v for k, v in outcome.__dict__.items() if k not in ("student", "notebook")}
         tmp.write_text(json.dumps(saved, ensure_ascii=False), encoding="utf-8")
         tmp.replace(entry)
     return outcome, False
+
+
+def _checks_digest() -> str:
+    """What a grade also depends on: the check modules, TensorFlow's and Keras's versions."""
+    from importlib import metadata
+
+    digest = hashlib.sha256()
+    for path in sorted((Path(__file__).parents[1] / "exercises").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for package in ("tensorflow", "keras"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            digest.update(f"{package}=={metadata.version(package)}".encode())
+    return digest.hexdigest()
+
+
+#: Problems that say nothing about the submission (the machine was busy, a kernel was lost): a grade
+#: with one of them is not cached, so that grading again retries it.
+_TRANSIENT = ("timed out", "the kernel died", "the grader's worker stopped", "could not be run")
+
+
+def _transient(outcome: Outcome) -> bool:
+    return any(marker in problem for problem in outcome.problems for marker in _TRANSIENT)
 
 
 def _parse(sub: Submission) -> tuple[nbformat.NotebookNode | None, str | None]:
@@ -305,38 +348,88 @@ def _run(
     limits: Limits,
     outcome: Outcome,
     fonts: Path,
+    sandbox: bool,
 ) -> None:
     graded = assemble(official, nb)
+    job = {
+        "notebook": nbformat.writes(graded.nb),
+        "submission": {
+            "name": Path(sub.name).name,
+            "data": base64.b64encode(sub.data).decode("ascii"),
+        },
+        "key": graded.key,
+        "matplotlib_dir": str(fonts),
+        **limits.__dict__,
+    }
     private = Path(tempfile.mkdtemp(prefix="tfcourse-grade-"))
-    scratch = Path(tempfile.mkdtemp(prefix="tfcourse-scratch-"))
+    scratch = None if sandbox else Path(tempfile.mkdtemp(prefix="tfcourse-scratch-"))
     try:
-        (scratch / Path(sub.name).name).write_bytes(sub.data)
-        nbformat.write(graded.nb, private / "graded.ipynb")
-        job = {
-            "notebook": str(private / "graded.ipynb"),
-            "scratch": str(scratch),
-            "result": str(private / "result.json"),
-            "key": graded.key,
-            "matplotlib_dir": str(fonts),
-            **limits.__dict__,
-        }
-        result = _work(job, private, scratch, limits)
+        job["scratch"] = _bwrap.SCRATCH if scratch is None else str(scratch)
+        result = _work(job, private, scratch, limits, fonts)
     finally:
         shutil.rmtree(private, ignore_errors=True)
-        shutil.rmtree(scratch, ignore_errors=True)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     _score(graded, result, outcome, limits)
 
 
-def _work(job: dict[str, Any], private: Path, scratch: Path, limits: Limits) -> dict[str, Any]:
-    """Run the worker; if it outlives the notebook's limit by a minute, kill it and its kernel."""
+#: The grader's environment variables a sandboxed kernel gets (by prefix); nothing else passes.
+_PASSED = (
+    "PATH",
+    "LANG",
+    "LC_",
+    "TZ",
+    "TF_",
+    "OMP_",
+    "KMP_",
+    "ONEDNN_",
+    "MKL_",
+    "OPENBLAS_",
+    "PYTHONHASHSEED",
+    "PYTHONPATH",
+    "TFCOURSE_",
+    "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_",
+    "VIRTUAL_ENV",
+)
+
+
+def _sandbox_env(fonts: Path) -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name.startswith(_PASSED) and name != "TFCOURSE_RESULTS"
+    }
+    return {**env, "HOME": _bwrap.SCRATCH, "MPLCONFIGDIR": str(fonts)}
+
+
+def _work(
+    job: dict[str, Any], private: Path, scratch: Path | None, limits: Limits, fonts: Path
+) -> dict[str, Any]:
+    """Run the worker (in the sandbox unless `scratch` is given); if it outlives the notebook's
+    limit by a minute, kill it and everything it started."""
+    argv = [sys.executable, "-m", "tfcourse.classroom._worker"]
+    box = _bwrap.Box(cpu_seconds=max(60, limits.timeout * (os.cpu_count() or 1)))
+    read, write = os.pipe()
+    job["result_fd"] = write
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=_drain, args=(read, chunks), daemon=True)
+    reader.start()
     with open(private / "worker.log", "wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "tfcourse.classroom._worker"],
-            stdin=subprocess.PIPE,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+        try:
+            worker = subprocess.Popen(
+                argv
+                if scratch
+                else _bwrap.command(argv, box, env=_sandbox_env(fonts), read_only=[fonts]),
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                pass_fds=(write,),
+                preexec_fn=None if scratch else lambda: _bwrap.limit(box),
+            )
+        finally:
+            os.close(write)
         _RUNNING.add(worker)
         try:
             worker.communicate(json.dumps(job).encode(), timeout=limits.timeout + 60)
@@ -345,17 +438,27 @@ def _work(job: dict[str, Any], private: Path, scratch: Path, limits: Limits) -> 
             worker.wait()
         finally:
             _RUNNING.discard(worker)
-            _kill_fenced(scratch)
+            if scratch is not None:
+                _kill_fenced(scratch)
+    reader.join(timeout=30)
     if _STOPPING.is_set():
         raise _Stopped
-    result_file = Path(job["result"])
-    if result_file.is_file():
-        return json.loads(result_file.read_text(encoding="utf-8"))
+    with contextlib.suppress(ValueError, UnicodeDecodeError):
+        result = json.loads(b"".join(chunks).decode("utf-8"))
+        if isinstance(result, dict):
+            return result
     tail = (private / "worker.log").read_text(errors="replace").strip().splitlines()[-1:]
     problem = f"the grader's worker stopped ({worker.returncode}): {' '.join(tail)[:200]}"
     if worker.returncode == -signal.SIGKILL:
         problem = f"did not finish within the grader's limit of {limits.timeout} s (timed out)"
     return {"problem": problem, "report": None, "errors": [], "dropped": 0, "seconds": 0.0}
+
+
+def _drain(fd: int, chunks: list[bytes]) -> None:
+    """Read the worker's result pipe to its end (a full pipe would block the worker)."""
+    with os.fdopen(fd, "rb") as pipe:
+        while chunk := pipe.read(65536):
+            chunks.append(chunk)
 
 
 def _kill_fenced(scratch: Path) -> None:

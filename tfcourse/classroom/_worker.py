@@ -1,15 +1,18 @@
 """Run one grading notebook in a fenced kernel: `python -m tfcourse.classroom._worker` (internal).
 
-The grader starts one worker process per submission and hands it a job as JSON on stdin. The
-worker runs the notebook in a fresh kernel whose folder, home and temporary folder are the
-submission's scratch folder, with the write fence of `_sandbox/sitecustomize.py`, a time limit per
-cell (the cell is interrupted and the rest still runs) and one for the whole notebook, and a cap on
-the output it keeps. It writes what happened as JSON to the job's result file.
+The grader starts one worker process per submission, normally inside the Linux sandbox of
+`_bwrap`, and hands it a job as JSON on stdin. The worker runs the notebook in a fresh kernel whose
+folder, home and temporary folder are the submission's scratch folder, with the write fence of
+`_sandbox/sitecustomize.py`, a time limit per cell (the cell is interrupted and the rest still
+runs) and one for the whole notebook, and a cap on the output it keeps. It writes what happened as
+JSON to a pipe that only it holds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -75,9 +78,16 @@ def kernel_environment(scratch: Path, *, matplotlib_dir: str | None = None) -> d
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Run the job's notebook and return what happened (see `tfcourse.classroom._grade`)."""
+    """Run the job's notebook and return what happened (see `tfcourse.classroom._grade`).
+
+    The job carries the notebook to run (``notebook``, as JSON text) and the submission's own file
+    (``submission``: its name and base64 bytes), which is copied into the scratch folder first.
+    """
     scratch = Path(job["scratch"])
-    nb = nbformat.read(job["notebook"], as_version=4)
+    scratch.mkdir(parents=True, exist_ok=True)
+    submission = job["submission"]
+    (scratch / Path(submission["name"]).name).write_bytes(base64.b64decode(submission["data"]))
+    nb = nbformat.reads(job["notebook"], as_version=4)
     env = kernel_environment(scratch, matplotlib_dir=job.get("matplotlib_dir"))
     os.environ.clear()
     os.environ.update(env)
@@ -135,11 +145,25 @@ def _errors(nb: nbformat.NotebookNode) -> list[dict[str, Any]]:
     ]
 
 
+def _undumpable() -> None:
+    """Keep the kernel (same user) from reading this process's memory and file descriptors
+    through /proc or ptrace: the result pipe stays the worker's alone."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+
+
 def main() -> int:
-    """Read a job from stdin, run it, write the result file."""
+    """Read a job from stdin, run it, and write the result to the job's pipe (``result_fd``)."""
+    _undumpable()
     job = json.loads(sys.stdin.read())
+    result_fd = int(job["result_fd"])
+    os.set_inheritable(result_fd, False)  # the kernel and its children never get it
     result = run_job(job)
-    Path(job["result"]).write_text(json.dumps(result), encoding="utf-8")
+    with os.fdopen(result_fd, "w", encoding="utf-8") as pipe:
+        pipe.write(json.dumps(result))
     return 0
 
 
