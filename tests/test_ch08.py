@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from answers import MISBEHAVING, assert_result, assert_survives, not_written, raises
 
+from tfcourse import distributed, multiworker
 from tfcourse.exercises import _learner, ch08
 from tfcourse.exercises._framework import Wrong
 
@@ -41,6 +42,13 @@ def test_check_per_replica_batch_passes_for_any_drawn_case(monkeypatch, seed):
     assert ch08.check_per_replica_batch(per_replica).passed
 
 
+def only_when_larger(global_batch, replicas):
+    """Raises only when the global batch is the larger: 3 examples on 4 replicas give 0 each."""
+    if global_batch > replicas and global_batch % replicas:
+        raise ValueError("uneven")
+    return global_batch // replicas
+
+
 @pytest.mark.parametrize(
     ("answer", "status", "fragment"),
     [
@@ -69,6 +77,7 @@ def test_check_per_replica_batch_passes_for_any_drawn_case(monkeypatch, seed):
             "raise ValueError itself",
         ),
         (only_mod_four, "failed", "cannot share 7 examples evenly"),
+        (only_when_larger, "failed", "examples evenly"),
         (lambda g, r: per_replica(g, r) if (g, r) != (7, 2) else 3, "failed", "(7, 2) returned"),
         (
             lambda g, r: (10 // 4) if (g, r) == (10, 4) else per_replica(g, r),
@@ -90,14 +99,15 @@ LOSS_CASES = [
     ("average without a size", "passed", "each replica's mean over the replicas"),
     ("present examples by hand", "passed", "each replica's mean over the replicas"),
     ("mean over replicas", "passed", "each replica's mean over the replicas"),
-    # a constant 2 for the replicas: the same numbers as the line above on the notebook's 2 replicas
-    ("mean halved", "passed", "each replica's mean over the replicas"),
+    # a constant 2 for the replicas: right on the notebook's 2 replicas only
+    ("mean halved", "failed", "also divided by 2, the notebook's number of replicas"),
+    ("tuple of losses halved", "failed", "also divided by 2, the notebook's number of replicas"),
     ("none", "not attempted", "not attempted yet"),
     ("not written", "not attempted", "not attempted yet"),
     ("raises", "failed", "raised RuntimeError: oops"),
     ("mean per replica", "failed", "2 times one device's mean loss: each replica averaged"),
     ("sum", "failed", "16 times one device's mean loss: you summed the per-example losses"),
-    ("divided twice", "failed", "also divided by the number of replicas"),
+    ("divided twice", "failed", "also divided by 2, the notebook's number of replicas"),
     ("wrong axis", "failed", "should be 1: compute each example's loss"),
     ("the notebook's batch", "failed", "you divided by 64, not by the global_batch_size"),
     ("the chapter's 16", "failed", "you divided by 16, not by the global_batch_size argument"),
@@ -149,6 +159,16 @@ def tf_config(hosts, port, index, *, as_json=False, **changes):
     [
         (tf_config, "passed", "each task's own index"),
         (lambda h, p, i: tf_config(h, p, i, as_json=True), "passed", "the same cluster"),
+        (
+            lambda h, p, i: tf_config(h, p, i, cluster={"worker": tuple(f"{x}:{p}" for x in h)}),
+            "passed",
+            "the same cluster",
+        ),
+        (
+            lambda h, p, i: distributed.tf_config([f"{x}:{p}" for x in h], i),
+            "failed",
+            "calls the course's tfcourse.distributed.tf_config",
+        ),
         (None, "not attempted", "not attempted yet"),
         (not_written, "not attempted", "not attempted yet"),
         (raises, "failed", "raised RuntimeError: oops"),
@@ -258,6 +278,19 @@ def model_only(checkpoint, manager):
     return int(step)
 
 
+def file_number(checkpoint, manager):
+    """Restores, and returns the number in the checkpoint's file name, not the step it holds."""
+    if manager.latest_checkpoint is None:
+        return 0
+    checkpoint.restore(manager.latest_checkpoint)
+    return int(manager.latest_checkpoint.rsplit("-", 1)[1])
+
+
+def task_zero_is_chief(directory, task_type, task_id):
+    """Any task 0 is the chief: an evaluator or a parameter server would overwrite its files."""
+    return directory if not task_id else os.path.join(directory, f"tmp{task_id}")
+
+
 def from_zero(checkpoint, manager):
     return 0
 
@@ -302,14 +335,16 @@ def second_in_chief_dir(directory, task_type, task_id):
 
 def as_path(directory, task_type, task_id):
     """Right, with pathlib (the workers import Path for the learner's functions)."""
-    if task_type in (None, "chief") or task_id == 0:
+    if task_type in (None, "chief") or (task_type == "worker" and task_id == 0):
         return Path(directory)
     return Path(directory) / f"workertemp_{task_id}"
 
 
 def uses_a_notebook_name(directory, task_type, task_id):
     """Right here, but `shutil` is a name the workers do not import for the learner."""
-    return directory if task_id in (0, None) else shutil.os.path.join(directory, f"tmp_{task_id}")
+    if task_type in (None, "chief") or (task_type == "worker" and task_id == 0):
+        return directory
+    return shutil.os.path.join(directory, f"tmp_{task_id}")
 
 
 def one_temp_dir(directory, task_type, task_id):
@@ -352,6 +387,11 @@ def test_check_resume_takes_paths_and_explains_a_worker_that_fails(tf):
         ((one_temp_dir, resume), "failed", "each needs a folder of its own"),
         ((write_dir, lambda c, m: 0), "failed", "did not restore"),
         ((write_dir, model_only), "failed", "not the optimizer's momentum"),
+        ((write_dir, file_number), "failed", "not a number of your own"),
+        ((task_zero_is_chief, resume), "failed", "is not the chief"),
+        ((multiworker.write_dir, resume), "failed", "the course's own tfcourse.multiworker"),
+        ((write_dir, multiworker.resume), "failed", "the course's own tfcourse.multiworker"),
+        ((write_dir, lambda c, m: multiworker.resume(c, m)), "failed", "the course's own"),
     ],
 )
 def test_check_resume_explains_mistakes_before_starting_a_cluster(tf, answers, status, fragment):

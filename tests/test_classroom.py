@@ -9,15 +9,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import shutil
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from tfcourse.classroom._bwrap import problem as sandbox_problem
 from tfcourse.cli import main
 from tfcourse.notebooks._release import STUB
 from tfcourse.notebooks._structure import BEGIN, END
+
+#: The grader's sandbox where one can be made (CI installs bubblewrap), else the unsandboxed grader.
+UNSAFE = [] if sandbox_problem() is None else ["--unsafe-no-sandbox"]
 
 SOURCE = Path(__file__).parents[1] / "notebooks" / "00_welcome_and_setup.ipynb"
 WRONG_COUNT = "def count_labels(dataset):\n    return np.array([1 for _ in dataset.batch(10)])"
@@ -92,7 +95,7 @@ def test_release_then_grade_a_class_of_chapter_00(tmp_path, capsys):
     out = tmp_path / "grades" / "results.csv"
 
     status = main(
-        ["grade", str(submissions), "--out", str(out), "--fresh", "--cell-timeout", "120"]
+        ["grade", str(submissions), "--out", str(out), "--fresh", "--cell-timeout", "120", *UNSAFE]
     )
 
     assert status == 0
@@ -116,10 +119,8 @@ def test_release_then_grade_a_class_of_chapter_00(tmp_path, capsys):
     assert "8 of 9 points" in feedback
     capsys.readouterr()
 
-    start = time.perf_counter()
-    again = ["grade", str(submissions), "--out", str(out), "--cell-timeout", "120"]
+    again = ["grade", str(submissions), "--out", str(out), "--cell-timeout", "120", *UNSAFE]
     assert main(again) == 0  # the same limits: it resumes, and nothing runs again
-    assert time.perf_counter() - start < 20
     assert "reused 6 grades" in capsys.readouterr().err
     assert read(out) == rows
 

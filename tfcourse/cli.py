@@ -182,6 +182,11 @@ def _add_classroom(commands: Any) -> None:
         "--chapter", metavar="NN", help="chapter of notebooks whose name does not start with NN_"
     )
     grade.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="grade without the Linux sandbox (bubblewrap): only for submissions you trust",
+    )
+    grade.add_argument(
         "--fresh", action="store_true", help="grade everything again, ignoring finished grades"
     )
 
@@ -372,6 +377,7 @@ def _grade(args: argparse.Namespace) -> int:
         cell_timeout=args.cell_timeout,
         chapter=chapter,
         fresh=args.fresh,
+        sandbox=not args.unsafe_no_sandbox,
     )
 
 

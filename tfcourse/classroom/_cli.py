@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from tfcourse.classroom._bwrap import problem as sandbox_problem
 from tfcourse.classroom._grade import Limits, Outcome, default_jobs, find_submissions, grade
 from tfcourse.classroom._report import (
     companion_paths,
@@ -42,11 +43,25 @@ def grade_command(
     cell_timeout: int = 300,
     chapter: str | None = None,
     fresh: bool = False,
+    sandbox: bool = True,
 ) -> int:
     """Grade every notebook under `folder` and write `out`, its summary and the feedback files.
 
     Returns 0, or 1 when a submission could not be graded (its rows say why).
     """
+    if sandbox and (why := sandbox_problem()) is not None:
+        print(
+            f"tfcourse grade: {why} To grade without it, pass --unsafe-no-sandbox (a submission "
+            "can then read other files and reach the network: only for code you trust).",
+            file=sys.stderr,
+        )
+        return 2
+    if not sandbox:
+        print(
+            "warning: grading without the sandbox (--unsafe-no-sandbox): submissions can read "
+            "this user's files and reach the network",
+            file=sys.stderr,
+        )
     submissions = find_submissions(folder)
     if not submissions:
         print(f"no notebooks (*.ipynb) under {folder}", file=sys.stderr)
@@ -78,6 +93,7 @@ def grade_command(
             jobs=jobs,
             chapter=chapter,
             progress=advance,
+            sandbox=sandbox,
         )
     _warn_if_changed(folder, before)
     write_results(out, outcomes)

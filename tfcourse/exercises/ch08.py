@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tfcourse.exercises._framework import NotAttempted, Wrong, _describe, check
-from tfcourse.exercises._learner import call, learner_code
+from tfcourse.exercises._learner import call, forbid, learner_code
 from tfcourse.exercises._probes import draw_except, probe_rng
 
 __all__ = [
@@ -45,6 +45,7 @@ def check_per_replica_batch(per_replica_batch_size: Callable[[int, int], Any]) -
     drawn = int(rng.choice([3, 4, 6, 8]))
     remainder = int(rng.integers(1, drawn))
     uneven = [(10, 4), (7, 2), (drawn * int(rng.integers(5, 40)) + remainder, drawn)]
+    uneven.append((remainder, drawn))  # fewer examples than replicas: some would get none
     for global_batch, replicas in uneven:
         _expect_value_error(per_replica_batch_size, global_batch, replicas)
     return (
@@ -211,7 +212,7 @@ def check_loss_scaling(compute_loss: Callable[[Any, Any, int], Any], strategy: A
             f"pass the notebook's strategy with 2 or more replicas, not {_describe(strategy)}: "
             "with one replica every scaling looks right."
         )
-    _expect_scalar_loss(compute_loss)
+    _expect_scalar_loss(compute_loss, replicas)
     used = set()
     for global_batch, short in _loss_cases(replicas):
         used.add(_expect_matches_one_device(compute_loss, strategy, replicas, global_batch, short))
@@ -272,17 +273,28 @@ def _expect_matches_one_device(
     )
 
 
-def _expect_scalar_loss(compute_loss: Callable[..., Any]) -> None:
+def _expect_scalar_loss(compute_loss: Callable[..., Any], replicas: int) -> None:
     import tensorflow as tf
 
     x, y = _toy_data(_GLOBAL_BATCH, _GLOBAL_BATCH)
     logits = tf.constant(x[:_GLOBAL_BATCH, :5])
     name = f"compute_loss(labels, logits, {_GLOBAL_BATCH})"
-    loss = call(compute_loss, tf.constant(y[:_GLOBAL_BATCH]), logits, _GLOBAL_BATCH, name=name)
+    labels = tf.constant(y[:_GLOBAL_BATCH])
+    loss = call(compute_loss, labels, logits, _GLOBAL_BATCH, name=name)
     if getattr(loss, "shape", None) is None or tuple(loss.shape) != ():
         raise Wrong(
             f"{name} should return one number, a scalar Tensor, but returned {_describe(loss)}: "
             "sum the per-example losses and divide by the global batch."
+        )
+    # On one device (one replica) every right convention gives the full batch's mean loss; a loss
+    # divided by the strategy's replica count written in by hand gives 1/replicas of it.
+    mean = float(tf.reduce_mean(_per_example(labels, logits)))
+    if math.isclose(float(loss), mean / replicas, rel_tol=1e-4):
+        raise Wrong(
+            f"{name}, called on one device (one replica) with a full batch, returned 1/{replicas} "
+            f"of the batch's mean loss: your loss is also divided by {replicas}, the notebook's "
+            "number of replicas, written in by hand. It is right on that count only: divide by "
+            "global_batch_size alone, or let tf.nn.compute_average_loss count the replicas."
         )
 
 
@@ -346,7 +358,8 @@ def check_tf_config(make_tf_config: Callable[[list[str], int, int], Any]) -> str
         clusters = []
         for index in range(len(hosts)):
             name = f"make_tf_config({hosts}, {port}, {index})"
-            answer = call(make_tf_config, list(hosts), port, index, name=name)
+            with forbid("tfcourse.distributed.tf_config", _OWN_TF_CONFIG):
+                answer = call(make_tf_config, list(hosts), port, index, name=name)
             config = _as_config(answer, name)
             _expect_cluster(config, name, hosts, port)
             _expect_task(config, name, index)
@@ -359,6 +372,12 @@ def check_tf_config(make_tf_config: Callable[[list[str], int, int], Any]) -> str
     return "the same cluster on every machine, 'host:port' strings, and each task's own index."
 
 
+_OWN_TF_CONFIG = (
+    "make_tf_config calls the course's tfcourse.distributed.tf_config: write the dict yourself "
+    "(a 'cluster' with the 'worker' addresses, and this machine's 'task')."
+)
+
+
 def _as_config(value: Any, name: str) -> dict[str, Any]:
     if isinstance(value, str):
         try:
@@ -368,10 +387,9 @@ def _as_config(value: Any, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Wrong(f"{name} should return a dict (or its JSON), not {_describe(value)}")
     try:
-        json.dumps(value)
+        return json.loads(json.dumps(value))  # what the worker reads back (a tuple: a list)
     except (TypeError, ValueError) as error:
         raise Wrong(f"{name} cannot be written as JSON for the environment: {error}") from None
-    return value
 
 
 def _expect_cluster(config: dict[str, Any], name: str, hosts: list[str], port: int) -> None:
@@ -434,12 +452,19 @@ def check_resume(write_dir: Callable[..., Any], resume: Callable[..., Any]) -> s
     here, then in a real 2-worker cluster whose worker 1 is killed at step 12 and restarted."""
     if write_dir is None or resume is None:
         raise NotAttempted
-    _expect_write_dir(write_dir)
-    _expect_resume(resume)
+    with forbid(["tfcourse.multiworker.write_dir", "tfcourse.multiworker.resume"], _OWN_RESUME):
+        _expect_write_dir(write_dir)
+        _expect_resume(resume)
     source = _answer_source(write_dir=write_dir, resume=resume)
     with tempfile.TemporaryDirectory() as folder:
         crashed, resumed = _run_twice(Path(folder), source)
     return _compare_runs(crashed, resumed)
+
+
+_OWN_RESUME = (
+    "your answer calls the course's own tfcourse.multiworker.write_dir or resume: write the two "
+    "functions yourself."
+)
 
 
 def _as_path_text(value: Any) -> Any:
@@ -473,6 +498,13 @@ def _expect_write_dir(write_dir: Callable[..., Any]) -> None:
         )
     if not all(isinstance(o, str) for o in others) or others[0] == others[1]:
         raise Wrong(f"write_dir gave workers 1 and 2 {others}: each needs a folder of its own.")
+    for task_type in ("evaluator", "ps"):
+        name = f"write_dir('ckpt', {task_type!r}, 0)"
+        if _as_path_text(call(write_dir, "ckpt", task_type, 0, name=name)) == "ckpt":
+            raise Wrong(
+                f"{name} returned 'ckpt', the chief's folder: task 0 of the {task_type!r} job is "
+                "not the chief (only worker 0, or the 'chief' task, is)."
+            )
 
 
 def _expect_resume(resume: Callable[..., Any]) -> None:
@@ -505,7 +537,7 @@ def _expect_resume(resume: Callable[..., Any]) -> None:
         steps = (first, draw_except(rng, first + 3, first + 8, {10}))  # not the cluster's 5 and 10
         for step in steps:
             fill(step, step / 10, step / 100)
-            manager.save(checkpoint_number=step)
+            manager.save()  # numbered 1 and 2: a file's number is not its step
         fill(0, -1.0, -1.0)
         name = f"resume(...) after saves at steps {steps[0]} and {steps[1]}"
         start = call(resume, checkpoint, manager, name=name)
