@@ -42,6 +42,16 @@ def test_check_per_replica_batch_passes_for_any_drawn_case(monkeypatch, seed):
     assert ch08.check_per_replica_batch(per_replica).passed
 
 
+_TABLE = {(64, 2): 32, (96, 3): 32, (8, 8): 1, (256, 1): 256, (1024, 16): 64}
+
+
+def table_of_the_checks_cases(global_batch, replicas):
+    """Right on the check's fixed cases only: a drawn case is not in the table."""
+    if global_batch % replicas:
+        raise ValueError("uneven")
+    return _TABLE[(global_batch, replicas)]
+
+
 def only_when_larger(global_batch, replicas):
     """Raises only when the global batch is the larger: 3 examples on 4 replicas give 0 each."""
     if global_batch > replicas and global_batch % replicas:
@@ -78,6 +88,7 @@ def only_when_larger(global_batch, replicas):
         ),
         (only_mod_four, "failed", "cannot share 7 examples evenly"),
         (only_when_larger, "failed", "examples evenly"),
+        (table_of_the_checks_cases, "failed", "raised KeyError"),
         (lambda g, r: per_replica(g, r) if (g, r) != (7, 2) else 3, "failed", "(7, 2) returned"),
         (
             lambda g, r: (10 // 4) if (g, r) == (10, 4) else per_replica(g, r),
@@ -101,6 +112,7 @@ LOSS_CASES = [
     ("mean over replicas", "passed", "each replica's mean over the replicas"),
     # a constant 2 for the replicas: right on the notebook's 2 replicas only
     ("mean halved", "failed", "also divided by 2, the notebook's number of replicas"),
+    ("the check's reference", "failed", "calls the check's own reference loss"),
     ("tuple of losses halved", "failed", "also divided by 2, the notebook's number of replicas"),
     ("none", "not attempted", "not attempted yet"),
     ("not written", "not attempted", "not attempted yet"),
@@ -260,11 +272,38 @@ def resume(checkpoint, manager):
 
 
 def strict_resume(checkpoint, manager):
-    """Right, and strict: every value in the checkpoint must find its variable."""
+    """Right, and strict: every value in the checkpoint must find its variable. It returns the
+    step variable itself, which the worker program reads at once."""
     if manager.latest_checkpoint is None:
         return 0
     checkpoint.restore(manager.latest_checkpoint).assert_consumed()
-    return int(checkpoint.step.numpy())
+    return checkpoint.step
+
+
+def int_of_the_variable(checkpoint, manager):
+    """Right on a plain tf.Variable; in the cluster the step is a MirroredVariable."""
+    if manager.latest_checkpoint is None:
+        return 0
+    checkpoint.restore(manager.latest_checkpoint)
+    return int(checkpoint.step)
+
+
+def only_the_chief_restores(checkpoint, manager):
+    """Worker 1 starts again from step 0 while the chief resumes."""
+    import tensorflow as tf
+
+    if manager.latest_checkpoint is None:
+        return 0
+    checkpoint.restore(manager.latest_checkpoint)
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    return int(checkpoint.step.numpy()) if resolver.task_id in (0, None) else 0
+
+
+def the_literal_folder(directory, task_type, task_id):
+    """Ignores its directory argument: right only for a folder named 'ckpt'."""
+    if task_type in (None, "chief") or (task_type == "worker" and task_id == 0):
+        return "ckpt"
+    return os.path.join("ckpt", f"workertemp_{task_id}")
 
 
 def model_only(checkpoint, manager):
@@ -367,11 +406,23 @@ def test_check_resume_takes_paths_and_explains_a_worker_that_fails(tf):
     )
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("answer", "fragment"),
+    [
+        (int_of_the_variable, "Return int(checkpoint.step.numpy())"),
+        (only_the_chief_restores, "worker 0 at step 10, worker 1 at step 0"),
+    ],
+)
+def test_check_resume_names_a_mistake_only_the_cluster_shows(tf, answer, fragment):
+    assert_result(ch08.check_resume(write_dir, answer), "failed", fragment)
+
+
 @pytest.mark.parametrize(
     ("answers", "status", "fragment"),
     [
         ((None, resume), "not attempted", "not attempted yet"),
-        ((second_in_chief_dir, resume), "failed", "write_dir('ckpt', 'worker', 2) returned 'ckpt'"),
+        ((second_in_chief_dir, resume), "failed", "'worker', 2) returned '/runs/run-"),
         ((write_dir, not_written), "not attempted", "not attempted yet"),
         ((write_dir, raises), "failed", "raised RuntimeError: oops"),
         ((write_dir, from_zero), "failed", "did not restore the checkpoint"),
@@ -388,6 +439,7 @@ def test_check_resume_takes_paths_and_explains_a_worker_that_fails(tf):
         ((write_dir, lambda c, m: 0), "failed", "did not restore"),
         ((write_dir, model_only), "failed", "not the optimizer's momentum"),
         ((write_dir, file_number), "failed", "not a number of your own"),
+        ((the_literal_folder, resume), "failed", "(the directory argument, whatever it is)"),
         ((task_zero_is_chief, resume), "failed", "is not the chief"),
         ((multiworker.write_dir, resume), "failed", "the course's own tfcourse.multiworker"),
         ((write_dir, multiworker.resume), "failed", "the course's own tfcourse.multiworker"),

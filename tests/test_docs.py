@@ -3,17 +3,14 @@
 import re
 from pathlib import Path
 
+from tfcourse.classroom._shard import recorded_seconds as _recorded
+
 ROOT = Path(__file__).parents[1]
 
 
 def recorded_seconds() -> dict[str, float]:
     """Each notebook's seconds in BENCHMARKS' `tfcourse run --record` table."""
-    text = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
-    table = text[
-        text.index("<!-- notebook-timings:start -->") : text.index("<!-- notebook-timings:end -->")
-    ]
-    rows = re.findall(r"^\| (\d\d)_\w+\.ipynb \| ok \| ([\d.]+) \|$", table, re.MULTILINE)
-    return {chapter: float(seconds) for chapter, seconds in rows}
+    return _recorded(ROOT / "BENCHMARKS.md")
 
 
 def test_instructors_run_times_are_the_recorded_ones():

@@ -10,6 +10,8 @@ import csv
 import hashlib
 import json
 import os
+import re
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +21,9 @@ import pytest
 
 from tfcourse.classroom import Limits, companion_paths, default_jobs, grade
 from tfcourse.classroom._bwrap import problem as sandbox_problem
-from tfcourse.classroom._cli import grade_command
-from tfcourse.classroom._grade import find_submissions
+from tfcourse.classroom._cli import grade_command, merge_command
+from tfcourse.classroom._grade import KERNEL_MEMORY, find_submissions, kernel_threads
+from tfcourse.classroom._shard import estimate, outcomes_path, parse_shard, recorded_seconds
 from tfcourse.notebooks import release
 
 #: Grade in the sandbox where one can be made (CI installs bubblewrap); tests/test_sandbox.py is
@@ -338,12 +341,79 @@ def test_an_interrupted_run_resumes_where_it_stopped(graded, tmp_path, monkeypat
     assert [o.points for o in outcomes] == [3, 1, 0]
 
 
-def test_default_jobs_is_two_kernels_when_cores_and_memory_allow(monkeypatch):
-    monkeypatch.setattr("os.cpu_count", lambda: 8)
-    assert default_jobs() in (1, 2)
+def test_default_jobs_is_one_kernel_per_core_that_memory_allows(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    memory = Path("/proc/meminfo").read_text()
+    available = int(re.search(r"MemAvailable:\s+(\d+)", memory).group(1)) * 1024
+    assert default_jobs() == max(1, min(64, available // KERNEL_MEMORY))
     monkeypatch.setattr("os.cpu_count", lambda: 1)
     assert default_jobs() == 1
 
 
+def test_each_kernel_gets_its_share_of_the_cores(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert [kernel_threads(jobs) for jobs in (1, 2, 4, 16, 32)] == [16, 8, 4, 1, 1]
+
+
 def test_limits_have_sensible_defaults():
     assert Limits().timeout > Limits().cell_timeout > 0
+
+
+def test_a_class_graded_in_two_shards_and_merged_gives_the_same_csv(graded, tmp_path, capsys):
+    """Two processes stand in for two machines; each grades whole students (the grades come from
+    the first run's cache: what is tested is the split and the merge)."""
+    subs = tmp_path / "submissions"
+    shutil.copytree(graded["subs"], subs, ignore=shutil.ignore_patterns("stubborn"))
+    outs = {name: tmp_path / name / "results.csv" for name in ("whole", "part1", "part2", "merged")}
+    for name in ("whole", "part1", "part2"):
+        shutil.copytree(graded["cache"], companion_paths(outs[name])[2])
+    source = {"90": graded["source"]}
+    kwargs = {"jobs": 2, "timeout": 30, "cell_timeout": 10, "sandbox": SANDBOX}
+    grade_command(subs, outs["whole"], sources=source, **kwargs)
+    grade_command(subs, outs["part1"], sources=source, part=(1, 2), **kwargs)
+    grade_command(subs, outs["part2"], sources=source, part=(2, 2), **kwargs)
+    students = [{row["student"] for row in read_csv(outs[p])} for p in ("part1", "part2")]
+    assert students[0] and students[1] and not students[0] & students[1]
+    assert merge_command(outs["merged"], [outs["part1"], outs["part2"]]) in (0, 1)
+    assert outs["merged"].read_bytes() == outs["whole"].read_bytes()
+    for index in (0, 1):  # the summary and every feedback file too
+        merged, whole = (
+            companion_paths(outs["merged"])[index],
+            companion_paths(outs["whole"])[index],
+        )
+        if merged.is_dir():
+            assert sorted(p.name for p in merged.iterdir()) == sorted(
+                p.name for p in whole.iterdir()
+            )
+            assert all((whole / p.name).read_bytes() == p.read_bytes() for p in merged.iterdir())
+        else:
+            assert merged.read_bytes() == whole.read_bytes()
+    with pytest.raises(ValueError, match="given twice"):
+        merge_command(tmp_path / "twice.csv", [outs["part1"], outs["part1"]])
+    shutil.copy(outcomes_path(outs["part1"]), outcomes_path(outs["part2"]))
+    with pytest.raises(ValueError, match="graded in both"):
+        merge_command(tmp_path / "both.csv", [outs["part1"], outs["part2"]])
+    with pytest.raises(ValueError, match=r"has no missing_outcomes\.json"):
+        merge_command(tmp_path / "x.csv", [graded["out"].with_name("missing.csv")])
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "1", "a/b", "1/0", ""])
+def test_a_bad_shard_says_what_is_expected(text):
+    with pytest.raises(ValueError, match="K/N with 1 <= K <= N"):
+        parse_shard(text)
+
+
+def test_the_estimate_adds_each_notebooks_recorded_run_and_start_over_the_jobs(tmp_path, capsys):
+    recorded = {"00": 11.0, "04": 89.0}
+    assert estimate(["00", "04", "00"], 2, recorded) == pytest.approx((11 + 89 + 11 + 3 * 4) / 2)
+    assert estimate(["99"], 1, recorded) == 89 + 4  # unknown: the slowest recorded chapter
+    subs = tmp_path / "subs"
+    for student in ("ann", "ben", "cy"):
+        (subs / student).mkdir(parents=True)
+        (subs / student / "00_welcome_and_setup.ipynb").write_text("{}")
+    assert grade_command(subs, tmp_path / "r.csv", sources={}, jobs=1, estimate_only=True) == 0
+    out = capsys.readouterr().out
+    seconds = recorded_seconds(Path(__file__).parents[1] / "BENCHMARKS.md")["00"]
+    assert f"about {3 * (seconds + 4) / 60:.0f} min" in out and "3 of chapter 00" in out
+    assert not (tmp_path / "r.csv").exists()  # nothing graded

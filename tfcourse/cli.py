@@ -189,6 +189,22 @@ def _add_classroom(commands: Any) -> None:
     grade.add_argument(
         "--fresh", action="store_true", help="grade everything again, ignoring finished grades"
     )
+    grade.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="grade part K of N of the students, for several machines (then: tfcourse grade-merge)",
+    )
+    grade.add_argument(
+        "--estimate",
+        action="store_true",
+        help="print how long grading would take (from BENCHMARKS.md), and grade nothing",
+    )
+    merge = commands.add_parser(
+        "grade-merge",
+        help="(instructors) merge the results of `tfcourse grade --shard K/N` runs into one",
+    )
+    merge.add_argument("--out", type=Path, required=True, metavar="CSV", help="the merged CSV")
+    merge.add_argument("parts", type=Path, nargs="+", metavar="PART_CSV", help="each part's --out")
 
 
 def _add_busy_cores(
@@ -238,6 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _run,
         "release": _release,
         "grade": _grade,
+        "grade-merge": _grade_merge,
         "data": _data,
         "dev": _dev,
     }
@@ -378,7 +395,29 @@ def _grade(args: argparse.Namespace) -> int:
         chapter=chapter,
         fresh=args.fresh,
         sandbox=not args.unsafe_no_sandbox,
+        part=_shard_arg(args.shard),
+        estimate_only=args.estimate,
     )
+
+
+def _shard_arg(text: str | None) -> tuple[int, int] | None:
+    from tfcourse.classroom._shard import parse_shard
+
+    if text is None:
+        return None
+    try:
+        return parse_shard(text)
+    except ValueError as error:
+        raise _UsageError(str(error)) from None
+
+
+def _grade_merge(args: argparse.Namespace) -> int:
+    from tfcourse.classroom._cli import merge_command
+
+    try:
+        return merge_command(args.out, args.parts)
+    except ValueError as error:
+        raise _UsageError(str(error)) from None
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -243,7 +243,8 @@ def train(strategy: Any, args: argparse.Namespace, log: Events) -> float:
     manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=2)
     # Every worker restores from the chief's directory: that is where the real checkpoints are.
     chief = tf.train.CheckpointManager(checkpoint, args.checkpoint_dir, max_to_keep=2)
-    start = int(chosen_resume(checkpoint, chief))
+    start = chosen_resume(checkpoint, chief)
+    start = int(start.numpy() if hasattr(start, "numpy") else start)  # a step Variable: its value
     log("resumed" if start else "started", step=start, momentum=momentum_norm(optimizer))
     x, y = training_data()
 

@@ -67,6 +67,15 @@ class Limits:
     output_limit: int = 1_000_000
 
 
+@dataclass(frozen=True)
+class _Setting:
+    """How this run grades: the font cache, the sandbox on or off, TensorFlow threads per kernel."""
+
+    fonts: Path
+    sandbox: bool
+    threads: int
+
+
 @dataclass
 class Submission:
     """One submitted notebook, read once into memory.
@@ -134,14 +143,19 @@ def find_submissions(folder: Path) -> list[Submission]:
 
 
 def default_jobs() -> int:
-    """Kernels to run at once: one per core, at most 2, and only as many as free memory holds."""
+    """Kernels to run at once: one per core, and only as many as free memory holds."""
     available = KERNEL_MEMORY * 2
     try:
         meminfo = Path("/proc/meminfo").read_text()
         available = int(re.search(r"MemAvailable:\s+(\d+)", meminfo).group(1)) * 1024  # type: ignore[union-attr]
     except (OSError, AttributeError):
         pass
-    return max(1, min(2, os.cpu_count() or 1, available // KERNEL_MEMORY))
+    return max(1, min(os.cpu_count() or 1, available // KERNEL_MEMORY))
+
+
+def kernel_threads(jobs: int) -> int:
+    """TensorFlow threads per kernel so that `jobs` kernels at once share the cores, not fight."""
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
 def chapter_of(submission: Submission, nb: nbformat.NotebookNode | None) -> str | None:
@@ -194,12 +208,11 @@ def grade(
         )
     limits = limits or Limits()
     outcomes: list[Outcome | None] = [None] * len(submissions)
-    fonts = matplotlib_cache()
-    with ThreadPoolExecutor(max_workers=jobs or default_jobs()) as pool:
+    jobs = jobs or default_jobs()
+    setting = _Setting(matplotlib_cache(), sandbox, kernel_threads(jobs))
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {
-            pool.submit(
-                _grade_cached, sub, sources, (cache, reuse), limits, chapter, fonts, sandbox
-            ): i
+            pool.submit(_grade_cached, sub, sources, (cache, reuse), limits, chapter, setting): i
             for i, sub in enumerate(submissions)
         }
         try:
@@ -251,15 +264,14 @@ def _grade_cached(
     store: tuple[Path | None, bool],
     limits: Limits,
     chapter: str | None,
-    fonts: Path,
-    sandbox: bool,
+    setting: _Setting,
 ) -> tuple[Outcome, bool]:
     cache, reuse = store
     nb, problem = _parse(sub)
     chapter = chapter_of(sub, nb) or chapter
     source = sources.get(chapter or "")
     parts = [GRADER_VERSION, sub.digest, json.dumps(limits.__dict__, sort_keys=True)]
-    parts += [f"sandbox={sandbox}", _checks_digest()]
+    parts += [f"sandbox={setting.sandbox}", _checks_digest()]
     if source is not None:
         parts.append(hashlib.sha256(source.read_bytes()).hexdigest())
     key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
@@ -278,7 +290,7 @@ def _grade_cached(
         outcome.problems.append(problem or "not a notebook")
         _not_graded(outcome, nbformat.read(source, as_version=4), problem or "")
     else:
-        _run(sub, nb, nbformat.read(source, as_version=4), limits, outcome, fonts, sandbox)
+        _run(sub, nb, nbformat.read(source, as_version=4), limits, outcome, setting)
     outcome.window = (started, time.time())
     if entry is not None and not _transient(outcome):
         entry.parent.mkdir(parents=True, exist_ok=True)
@@ -347,10 +359,10 @@ def _run(
     official: nbformat.NotebookNode,
     limits: Limits,
     outcome: Outcome,
-    fonts: Path,
-    sandbox: bool,
+    setting: _Setting,
 ) -> None:
     graded = assemble(official, nb)
+    fonts = setting.fonts
     job = {
         "notebook": nbformat.writes(graded.nb),
         "submission": {
@@ -359,10 +371,11 @@ def _run(
         },
         "key": graded.key,
         "matplotlib_dir": str(fonts),
+        "threads": setting.threads,
         **limits.__dict__,
     }
     private = Path(tempfile.mkdtemp(prefix="tfcourse-grade-"))
-    scratch = None if sandbox else Path(tempfile.mkdtemp(prefix="tfcourse-scratch-"))
+    scratch = None if setting.sandbox else Path(tempfile.mkdtemp(prefix="tfcourse-scratch-"))
     try:
         job["scratch"] = _bwrap.SCRATCH if scratch is None else str(scratch)
         result = _work(job, private, scratch, limits, fonts)

@@ -89,6 +89,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     (scratch / Path(submission["name"]).name).write_bytes(base64.b64decode(submission["data"]))
     nb = nbformat.reads(job["notebook"], as_version=4)
     env = kernel_environment(scratch, matplotlib_dir=job.get("matplotlib_dir"))
+    if job.get("threads"):  # several kernels at once: each gets its share of the cores
+        for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+            env.setdefault(name, str(job["threads"]))
     os.environ.clear()
     os.environ.update(env)
     client = _CappedClient(

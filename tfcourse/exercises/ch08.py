@@ -37,11 +37,13 @@ _BATCH_CASES = ((64, 2, 32), (96, 3, 32), (8, 8, 1), (256, 1, 256), (1024, 16, 6
 def check_per_replica_batch(per_replica_batch_size: Callable[[int, int], Any]) -> str:
     """Check `per_replica_batch_size(global_batch_size, num_replicas)`: the examples each replica
     takes in one step, as an int, and a `ValueError` when the global batch does not divide."""
-    for global_batch, replicas, wanted in _BATCH_CASES:
+    rng = probe_rng()
+    drawn_replicas, share = int(rng.integers(3, 13)), int(rng.integers(5, 61))
+    drawn_case = (share * drawn_replicas, drawn_replicas, share)  # a table of answers misses it
+    for global_batch, replicas, wanted in [*_BATCH_CASES, drawn_case]:
         name = f"per_replica_batch_size({global_batch}, {replicas})"
         got = call(per_replica_batch_size, global_batch, replicas, name=name)
         _expect_batch(got, wanted, global_batch, replicas, name=name)
-    rng = probe_rng()
     drawn = int(rng.choice([3, 4, 6, 8]))
     remainder = int(rng.integers(1, drawn))
     uneven = [(10, 4), (7, 2), (drawn * int(rng.integers(5, 40)) + remainder, drawn)]
@@ -173,6 +175,13 @@ def _replica_means(labels: Any, logits: Any, global_batch_size: int) -> Any:
     return tf.nn.compute_average_loss(_per_example(labels, logits))
 
 
+#: The check's own losses: an answer that calls them hands the exercise to the course.
+_REFERENCES = (_per_example, _divided_by_global_batch, _mean_over_present, _replica_means)
+_OWN_LOSS = (
+    "compute_loss calls the check's own reference loss (tfcourse.exercises.ch08): compute the "
+    "per-example losses and scale them yourself."
+)
+
 #: Exercise 08.2: the right treatments of a short last batch: (reference loss, run on one device?).
 _CONVENTIONS = {
     "divided by the global batch size": (_divided_by_global_batch, True),
@@ -206,6 +215,8 @@ def check_loss_scaling(compute_loss: Callable[[Any, Any, int], Any], strategy: A
     a short last batch included (either convention for it), for two global batch sizes."""
     if compute_loss is None:
         raise NotAttempted
+    if compute_loss in _REFERENCES:
+        raise Wrong(_OWN_LOSS)
     replicas = getattr(strategy, "num_replicas_in_sync", None)
     if not isinstance(replicas, int) or replicas < 2:
         raise Wrong(
@@ -280,7 +291,8 @@ def _expect_scalar_loss(compute_loss: Callable[..., Any], replicas: int) -> None
     logits = tf.constant(x[:_GLOBAL_BATCH, :5])
     name = f"compute_loss(labels, logits, {_GLOBAL_BATCH})"
     labels = tf.constant(y[:_GLOBAL_BATCH])
-    loss = call(compute_loss, labels, logits, _GLOBAL_BATCH, name=name)
+    with forbid([f"{__name__}.{f.__name__}" for f in _REFERENCES], _OWN_LOSS):
+        loss = call(compute_loss, labels, logits, _GLOBAL_BATCH, name=name)
     if getattr(loss, "shape", None) is None or tuple(loss.shape) != ():
         raise Wrong(
             f"{name} should return one number, a scalar Tensor, but returned {_describe(loss)}: "
@@ -473,37 +485,39 @@ def _as_path_text(value: Any) -> Any:
 
 
 def _expect_write_dir(write_dir: Callable[..., Any]) -> None:
+    rng = probe_rng()
+    folder = f"/runs/run-{int(rng.integers(100, 1000))}/ckpt"  # not a name the learner can type in
     for task_type, task_id, who in [
         ("worker", 0, "worker 0 is the chief of a cluster of workers"),
         (None, None, "with no cluster (no TF_CONFIG, task_type None) the one process is the chief"),
         ("chief", 0, "a task of type 'chief' is the chief"),
     ]:
-        name = f"write_dir('ckpt', {task_type!r}, {task_id!r})"
-        chief = _as_path_text(call(write_dir, "ckpt", task_type, task_id, name=name))
-        if chief != "ckpt":
+        name = f"write_dir({folder!r}, {task_type!r}, {task_id!r})"
+        chief = _as_path_text(call(write_dir, folder, task_type, task_id, name=name))
+        if chief != folder:
             raise Wrong(
                 f"{name} returned {chief!r}: {who}, and it writes the real checkpoints, to the "
-                "directory itself."
+                "directory itself (the directory argument, whatever it is)."
             )
     others = [
-        _as_path_text(call(write_dir, "ckpt", "worker", i, name=f"write_dir(..., {i})"))
+        _as_path_text(call(write_dir, folder, "worker", i, name=f"write_dir(..., {i})"))
         for i in (1, 2)
     ]
-    if "ckpt" in others:
-        index = others.index("ckpt") + 1
+    if folder in others:
+        index = others.index(folder) + 1
         raise Wrong(
-            f"write_dir('ckpt', 'worker', {index}) returned 'ckpt', the chief's folder: two "
-            "workers writing the same checkpoint files overwrite each other. Give each other "
+            f"write_dir({folder!r}, 'worker', {index}) returned {folder!r}, the chief's folder: "
+            "two workers writing the same checkpoint files overwrite each other. Give each other "
             "worker a temp folder."
         )
     if not all(isinstance(o, str) for o in others) or others[0] == others[1]:
         raise Wrong(f"write_dir gave workers 1 and 2 {others}: each needs a folder of its own.")
     for task_type in ("evaluator", "ps"):
-        name = f"write_dir('ckpt', {task_type!r}, 0)"
-        if _as_path_text(call(write_dir, "ckpt", task_type, 0, name=name)) == "ckpt":
+        name = f"write_dir({folder!r}, {task_type!r}, 0)"
+        if _as_path_text(call(write_dir, folder, task_type, 0, name=name)) == folder:
             raise Wrong(
-                f"{name} returned 'ckpt', the chief's folder: task 0 of the {task_type!r} job is "
-                "not the chief (only worker 0, or the 'chief' task, is)."
+                f"{name} returned the chief's folder: task 0 of the {task_type!r} job is not the "
+                "chief (only worker 0, or the 'chief' task, is)."
             )
 
 
@@ -631,12 +645,20 @@ def _run_twice(folder: Path, source: str) -> tuple[list[list[dict[str, Any]]], .
             with distributed.Cluster(command, folder=folder / f"run{len(runs)}", timeout=120) as c:
                 codes = c.wait()
                 events = c.events()
+        if not crash:
+            _starts(events)  # workers that went on from different steps fail each other
         _expect_codes(codes, crashed=bool(crash), logs=c.logs())
         runs.append(events)
     return tuple(runs)
 
 
 def _expect_codes(codes: list[int], *, crashed: bool, logs: list[str]) -> None:
+    if any("MirroredVariable" in log and "TypeError" in log for log in logs):
+        raise Wrong(
+            "in the cluster your resume failed on checkpoint.step, which is a MirroredVariable "
+            "there (one copy per replica), not a plain tf.Variable as in the check's first test: "
+            "int() cannot read it. Return int(checkpoint.step.numpy())."
+        )
     if crashed and codes[1] != -9:
         tail = " | ".join(logs[1].strip().splitlines()[-3:]) if len(logs) > 1 else ""
         raise Wrong(
@@ -649,8 +671,24 @@ def _expect_codes(codes: list[int], *, crashed: bool, logs: list[str]) -> None:
         raise Wrong(f"after the restart the workers exited with {codes}; their last lines: {last}")
 
 
+def _starts(resumed: list[list[dict[str, Any]]]) -> list[Any]:
+    """The step each worker went on from after the restart; `Wrong` if they differ."""
+    starts = [
+        next((e["step"] for e in events if e["event"] in ("resumed", "started")), None)
+        for events in resumed
+    ]
+    if len(set(starts)) > 1:
+        listed = ", ".join(f"worker {i} at step {s}" for i, s in enumerate(starts))
+        raise Wrong(
+            f"after the restart the workers went on from different steps ({listed}): every "
+            "worker must restore the chief's latest checkpoint and return its step, or the "
+            "all-reduce pairs up different steps."
+        )
+    return starts
+
+
 def _compare_runs(crashed: list[list[dict[str, Any]]], resumed: list[list[dict[str, Any]]]) -> str:
-    start = next((e["step"] for e in resumed[0] if e["event"] in ("resumed", "started")), None)
+    start = _starts(resumed)[0]
     if start != 10:
         raise Wrong(
             f"after the restart, training went on from step {start}, not 10, the last "
