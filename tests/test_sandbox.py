@@ -302,3 +302,15 @@ def test_a_timed_out_sandbox_is_killed_with_everything_in_it():
     while _alive_with(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _alive_with(marker) == []
+
+
+def test_semaphores_work_for_the_chapters_that_need_them():
+    """tf.distribute's all-reduce on CPUs makes a multiprocessing ThreadPool: it needs /dev/shm."""
+    got, done = inside(
+        """
+        import json, multiprocessing.pool
+        with multiprocessing.pool.ThreadPool(2) as pool:
+            print(json.dumps({"squares": pool.map(lambda x: x * x, [1, 2, 3])}))
+        """
+    )
+    assert got == {"squares": [1, 4, 9]}, done.stderr[-1000:]

@@ -10,7 +10,7 @@ starts) inside `bwrap` with:
 - read-only: the operating system's files, the Python installation, the virtual environment, the
   `tfcourse` package and the datasets. Not the course's `notebooks/` (the solutions), not the
   submissions folder, not the grader's cache, not any other scratch folder or home;
-- a private scratch folder and ``/tmp``, both in memory and size-limited, gone at its end;
+- a private scratch folder, ``/tmp`` and ``/dev/shm``, in memory and size-limited, gone at its end;
 - limits per process on memory (address space), file size, open files and CPU time, and a limit on
   the number of processes of its user namespace (a fork bomb stops there).
 
@@ -155,7 +155,7 @@ def command(
     for folder in folders:
         args += ["--ro-bind", str(folder), str(folder)]
     args += ["--proc", "/proc", "--dev", "/dev"]
-    for folder in ("/tmp", SCRATCH):
+    for folder in ("/tmp", SCRATCH, "/dev/shm"):  # /dev/shm: semaphores (multiprocessing)
         args += ["--perms", "1777", "--size", str(box.scratch_size), "--tmpfs", folder]
     args += ["--chdir", SCRATCH, "--clearenv"]
     for name, value in (env or {}).items():
