@@ -314,3 +314,11 @@ def test_semaphores_work_for_the_chapters_that_need_them():
         """
     )
     assert got == {"squares": [1, 4, 9]}, done.stderr[-1000:]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as another user, each sandbox has a user namespace")
+def test_as_root_each_sandbox_runs_as_a_user_of_its_own():
+    """RLIMIT_NPROC counts per user: sandboxes with one user id would share one process count."""
+    code = "import json, os; print(json.dumps({'uid': os.getuid()}))"
+    ids = [inside(code)[0]["uid"] for _ in range(3)]
+    assert len(set(ids)) == 3 and all(uid >= _bwrap.FIRST_UID for uid in ids), ids

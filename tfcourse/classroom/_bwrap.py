@@ -6,7 +6,7 @@ starts) inside `bwrap` with:
 - no network: its own network namespace, with only a loopback of its own;
 - its own PID namespace: it sees and can signal only its own processes, and all of them die with it;
 - its own IPC and UTS namespaces; as an unprivileged user, in a user namespace of its own (when
-  the grader runs as root, its program runs as ``nobody`` with no capabilities);
+  the grader runs as root, its program runs as a user id of its own, with no capabilities);
 - read-only: the operating system's files, the Python installation, the virtual environment, the
   `tfcourse` package and the datasets. Not the course's `notebooks/` (the solutions), not the
   submissions folder, not the grader's cache, not any other scratch folder or home;
@@ -21,20 +21,33 @@ A machine without `bwrap` or user namespaces (macOS, Windows, some containers) c
 
 from __future__ import annotations
 
+import itertools
 import os
 import resource
 import shutil
 import subprocess
 import sys
 import sysconfig
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 #: Where the scratch folder is inside the sandbox.
 SCRATCH = "/grading"
-#: The user the sandbox runs as when the grader runs as root.
-NOBODY = 65534
+#: When the grader runs as root, each sandbox runs as a user id of its own from here on: above any
+#: system or human account, with no capabilities. Its own id gives each sandbox its own process
+#: count (RLIMIT_NPROC counts per user), however many run at once.
+FIRST_UID = 100_000
+_UIDS = itertools.count()
+_UIDS_LOCK = threading.Lock()
+
+
+def _sandbox_uid() -> int:
+    with _UIDS_LOCK:
+        return FIRST_UID + next(_UIDS) % 100_000
+
+
 _HOW = (
     "Grade on Linux with bubblewrap: `sudo apt-get install bubblewrap` on Debian or Ubuntu (user "
     "namespaces must be allowed: `sysctl kernel.unprivileged_userns_clone=1` where the kernel has "
@@ -133,7 +146,7 @@ def command(
         env: Its whole environment (nothing else of the grader's is passed).
         read_only: More folders to show it, read-only, at the same paths.
     """
-    # As root, no user namespace: its program then runs as nobody in the machine's own user ids.
+    # As root, no user namespace: its program then runs as a user id of its own (see FIRST_UID).
     unshare = (
         ["--unshare-all"]
         if os.geteuid()
@@ -157,15 +170,15 @@ def command(
     args += ["--proc", "/proc", "--dev", "/dev"]
     for folder in ("/tmp", SCRATCH, "/dev/shm"):  # /dev/shm: semaphores (multiprocessing)
         args += ["--perms", "1777", "--size", str(box.scratch_size), "--tmpfs", folder]
-    args += ["--chdir", SCRATCH, "--clearenv"]
+    args += ["--chdir", SCRATCH, "--clearenv", "--setenv", "USER", "student"]
+    args += ["--setenv", "LOGNAME", "student"]  # a user id with no account: say who it is
     for name, value in (env or {}).items():
         args += ["--setenv", name, value]
     if os.geteuid() == 0:
         # Root is never held to RLIMIT_NPROC, and root in the sandbox could undo its mounts: the
-        # program runs as nobody, with no capabilities.
-        drop = (
-            f"--reuid={NOBODY} --regid={NOBODY} --clear-groups --inh-caps=-all --bounding-set=-all"
-        )
+        # program runs as a user id of its own, with no capabilities.
+        uid = _sandbox_uid()
+        drop = f"--reuid={uid} --regid={uid} --clear-groups --inh-caps=-all --bounding-set=-all"
         argv = ["setpriv", *drop.split(), "--", *argv]
     return [*args, "--", *argv]
 
