@@ -27,11 +27,12 @@ WHY = _bwrap.problem()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"no sandbox here: {WHY}")
 
 
-def inside(code, box=None, env=None):
+def inside(code, box=None, env=None, read_only=()):
     """Run `code` in a sandbox; return its last stdout line as JSON, and the finished process."""
     box = box or _bwrap.Box()
     env = {"PATH": os.environ["PATH"], **(env or {})}
-    command = _bwrap.command([sys.executable, "-c", textwrap.dedent(code)], box, env=env)
+    argv = [sys.executable, "-c", textwrap.dedent(code)]
+    command = _bwrap.command(argv, box, env=env, read_only=read_only)
     done = subprocess.run(
         command,
         capture_output=True,
@@ -322,3 +323,23 @@ def test_as_root_each_sandbox_runs_as_a_user_of_its_own():
     code = "import json, os; print(json.dumps({'uid': os.getuid()}))"
     ids = [inside(code)[0]["uid"] for _ in range(3)]
     assert len(set(ids)) == 3 and all(uid >= _bwrap.FIRST_UID for uid in ids), ids
+
+
+def test_a_course_installed_under_tmp_is_seen_on_top_of_the_private_tmp(tmp_path):
+    """A clone under /tmp (as CI's) must show through the sandbox's own in-memory /tmp."""
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "module.py").write_text("VALUE = 7\n")
+    mine = Path("/tmp") / f"tfcourse-sandbox-{uuid.uuid4().hex}.txt"
+    got, done = inside(
+        f"""
+        import json, os, sys
+        sys.path.insert(0, {str(course)!r})
+        import module
+        open({str(mine)!r}, "w").write("x")  # /tmp is still the sandbox's own, and writable
+        print(json.dumps({{"value": module.VALUE, "mine": os.path.exists({str(mine)!r})}}))
+        """,
+        read_only=[course],
+    )
+    assert got == {"value": 7, "mine": True}, done.stderr[-1000:]
+    assert not mine.exists()  # it was written in the sandbox's /tmp, not the machine's

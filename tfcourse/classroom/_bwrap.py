@@ -159,17 +159,20 @@ def command(
         ]
     )
     args = ["bwrap", *unshare, "--die-with-parent", "--new-session", *_system()]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    # The in-memory folders first, so that a course or a venv under /tmp is bound on top of them.
+    in_memory = ("/tmp", SCRATCH, "/dev/shm")  # /dev/shm: semaphores (multiprocessing)
+    for folder in in_memory:
+        args += ["--perms", "1777", "--size", str(box.scratch_size), "--tmpfs", folder]
     folders = [
         f for f in [*_read_only(), *map(Path, read_only)] if f.parts[1] not in ("usr", "etc")
     ]
     # The folders bwrap makes on the way to a bind are root's alone (0700): open them to all.
-    for parent in sorted({p for f in folders for p in f.parents if p != Path("/")}):
+    parents = {p for f in folders for p in f.parents if p != Path("/")}
+    for parent in sorted(parents - {Path(folder) for folder in in_memory}):
         args += ["--perms", "0755", "--dir", str(parent)]
     for folder in folders:
         args += ["--ro-bind", str(folder), str(folder)]
-    args += ["--proc", "/proc", "--dev", "/dev"]
-    for folder in ("/tmp", SCRATCH, "/dev/shm"):  # /dev/shm: semaphores (multiprocessing)
-        args += ["--perms", "1777", "--size", str(box.scratch_size), "--tmpfs", folder]
     args += ["--chdir", SCRATCH, "--clearenv", "--setenv", "USER", "student"]
     args += ["--setenv", "LOGNAME", "student"]  # a user id with no account: say who it is
     for name, value in (env or {}).items():
