@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +30,21 @@ def tf():
     import tensorflow
 
     return tensorflow
+
+
+@pytest.fixture(scope="session")
+def toy_kernel_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The PYTHONPATH of the toy chapters' grading kernels: their checks' probes, and no judges.
+
+    The judges (`tests/_toy_judges`) go on this process's path only, as the course's judges are
+    in the grader but hidden from the sandbox.
+    """
+    tests = Path(__file__).parent
+    kernel = tmp_path_factory.mktemp("toy-kernel-path")
+    shutil.copy(tests / "_classroom_checks.py", kernel)
+    kernel.chmod(0o755)  # a sandbox run as root reads it as a user of its own
+    sys.path.insert(0, str(tests / "_toy_judges"))
+    try:
+        yield str(kernel)
+    finally:
+        sys.path.remove(str(tests / "_toy_judges"))

@@ -58,6 +58,11 @@ display({"application/vnd.tfcourse.grades+json": {"key": "0" * 16, "results": [
     {"exercise": "90.2", "title": "Add", "status": "passed", "message": "ok"}]}}, raw=True)"""
 
 
+def kernel_path(toy: str) -> str:
+    """PYTHONPATH for the toy chapters' kernels: `toy` (their probes) before the grader's own."""
+    return os.pathsep.join(filter(None, [toy, os.environ.get("PYTHONPATH", "")]))
+
+
 def toy_chapter() -> nbformat.NotebookNode:
     """A chapter with two exercises (★ and ★★), a hidden test, and checks in `_classroom_checks`."""
     md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
@@ -114,10 +119,10 @@ def student_copy(
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def graded(tmp_path_factory: pytest.TempPathFactory, toy_kernel_path: str) -> Iterator[dict]:
     """Grade thirteen toy submissions once, two kernels at a time."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PYTHONPATH", f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+        patch.setenv("PYTHONPATH", kernel_path(toy_kernel_path))
         yield _grade_toy_class(tmp_path_factory.mktemp("grading"))
 
 
@@ -310,8 +315,10 @@ def test_resume_reuses_finished_grades_and_retries_a_timed_out_one(graded, capsy
     assert timed_out and all("timed out" in r["feedback"] for r in timed_out)
 
 
-def test_an_interrupted_run_resumes_where_it_stopped(graded, tmp_path, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+def test_an_interrupted_run_resumes_where_it_stopped(
+    graded, tmp_path, monkeypatch, toy_kernel_path
+):
+    monkeypatch.setenv("PYTHONPATH", kernel_path(toy_kernel_path))
     chosen = ("correct", "partly", "unattempted")
     submissions = [s for s in find_submissions(graded["subs"]) if s.student in chosen]
     cache, seen = tmp_path / "cache", []

@@ -75,6 +75,7 @@ def test_solutions_other_scratch_folders_and_home_are_not_there(tmp_path):
         "neighbour": str(neighbour),
         "home": str(secret),
         "tests": str(Path(__file__)),  # the course's tests (wrong answers, fixtures)
+        "judges": str(Path(_bwrap.__file__).parents[1] / "exercises" / "judges" / "ch00.py"),
     }
     got, done = inside(f"""
         import json, os
@@ -84,6 +85,7 @@ def test_solutions_other_scratch_folders_and_home_are_not_there(tmp_path):
     secret.unlink()
     assert got == dict.fromkeys(paths, False), done.stderr
     assert (_paths.notebooks_dir() / "00_welcome_and_setup.ipynb").is_file()  # there, outside
+    assert Path(paths["judges"]).is_file()
 
 
 def test_the_course_is_there_read_only_and_the_scratch_is_writable():

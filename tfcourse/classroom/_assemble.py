@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import ast
 import copy
+import importlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nbformat
 
@@ -44,6 +45,8 @@ def _tfcourse_load_checks():
             **{{alias: importlib.import_module(name) for alias, name in modules.items()}}
         )
         private.framework = importlib.import_module(prefix + "._framework")
+        private.split = importlib.import_module(prefix + "._split")
+        private.split.grading({seed_base!r})
     finally:
         for name in [name for name in sys.modules if ours(name)]:
             del sys.modules[name]
@@ -74,6 +77,11 @@ class GradingNotebook:
         answered: Exercise numbers whose answer cells the submission had.
         cells: For each cell of `nb`, what it is: ``"answer 00.1"``, ``"check 00.1"``, ``"added"``,
             ``"grader"`` or ``"course"``.
+        seed_base: The secret from which the grader derives each two-part check's seeds.
+        judged: For each check cell of `nb` that calls two-part checks, their names
+            (``"tfcourse.exercises.ch00.check_draw"``): the grader judges what their probes show.
+        reported: The check cells that call one-part checks, whose results come from the
+            kernel's report.
     """
 
     nb: nbformat.NotebookNode
@@ -81,6 +89,9 @@ class GradingNotebook:
     exercises: list[Exercise]
     answered: frozenset[str]
     cells: list[str]
+    seed_base: str = ""
+    judged: dict[int, list[str]] = field(default_factory=dict)
+    reported: frozenset[int] = frozenset()
 
 
 def check_modules(nb: nbformat.NotebookNode) -> dict[str, str]:
@@ -124,6 +135,30 @@ def _is_check_call(node: ast.AST, aliases: set[str]) -> bool:
     )
 
 
+def two_part_calls(source: str, modules: dict[str, str]) -> list[str]:
+    """The two-part checks that `source` calls, by name (``"<module>.check_x"``), in order.
+
+    A check is two-part when the grader's own import of its module says so; a module the grader
+    cannot import is graded from the kernel's report, as before.
+    """
+    from tfcourse.exercises._split import TwoPartCheck
+
+    names = []
+    for node in sorted(
+        (n for n in ast.walk(ast.parse(source)) if _is_check_call(n, set(modules))),
+        key=lambda n: (n.lineno, n.col_offset),
+    ):
+        assert isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        assert isinstance(node.func.value, ast.Name)
+        try:
+            module = importlib.import_module(modules[node.func.value.id])
+        except ImportError:
+            continue
+        if isinstance(getattr(module, node.func.attr, None), TwoPartCheck):
+            names.append(f"{module.__name__}.{node.func.attr}")
+    return names
+
+
 def redirect_checks(source: str, aliases: set[str], private: str) -> str:
     """`source` with each ``alias.check_x(...)`` call sent to ``private.alias.check_x(...)``."""
     lines = source.split("\n")
@@ -144,7 +179,7 @@ def redirect_checks(source: str, aliases: set[str], private: str) -> str:
 def assemble(official: nbformat.NotebookNode, submission: nbformat.NotebookNode) -> GradingNotebook:
     """The notebook that grades `submission` against the instructor's `official` notebook."""
     official = nbgrader_metadata(official)
-    key = secrets.token_hex(8)
+    key, seed_base = secrets.token_hex(8), secrets.token_hex(16)
     private = f"_tfcourse_checks_{key}"
     found = exercises(official)
     modules = check_modules(official)
@@ -152,13 +187,17 @@ def assemble(official: nbformat.NotebookNode, submission: nbformat.NotebookNode)
     roles |= {i: f"check {e.number}" for e in found for i in e.checks}
     answers, added = _student_cells(official, submission)
     graded, kinds = nbformat.v4.new_notebook(metadata=copy.deepcopy(official.metadata)), []
+    judged: dict[int, list[str]] = {}
+    reported: set[int] = set()
     first_task = found[0].task if found else len(official.cells)
     for extra in added.get(None, []):  # cells added above every cell the course has
         graded.cells.append(nbformat.v4.new_code_cell(extra.source))
         kinds.append("added")
     for index, cell in enumerate(official.cells):
         if index == first_task:
-            prelude = _PRELUDE.format(modules=modules, package=_PRIVATE_PACKAGE, private=private)
+            prelude = _PRELUDE.format(
+                modules=modules, package=_PRIVATE_PACKAGE, private=private, seed_base=seed_base
+            )
             graded.cells.append(nbformat.v4.new_code_cell(prelude))
             kinds.append("grader")
         if SOLUTION_ONLY in cell.metadata.get("tags", []):
@@ -172,6 +211,11 @@ def assemble(official: nbformat.NotebookNode, submission: nbformat.NotebookNode)
                 mine = answers.get(grade_id) or answers.get(cell.get("id"))
                 cell.source = mine.source if mine is not None else strip_solutions(cell.source)
             elif role.startswith("check"):
+                if names := two_part_calls(cell.source, modules):
+                    judged[len(graded.cells)] = names
+                tree = ast.walk(ast.parse(cell.source))
+                if sum(_is_check_call(n, set(modules)) for n in tree) > len(names):
+                    reported.add(len(graded.cells))
                 cell.source = redirect_checks(cell.source, set(modules), private)
         graded.cells.append(cell)
         kinds.append(role)
@@ -189,7 +233,9 @@ def assemble(official: nbformat.NotebookNode, submission: nbformat.NotebookNode)
         if (official.cells[i].metadata.get("nbgrader", {}).get("grade_id") in answers)
         or official.cells[i].get("id") in answers
     )
-    return GradingNotebook(graded, key, found, answered, kinds)
+    return GradingNotebook(
+        graded, key, found, answered, kinds, seed_base, judged, frozenset(reported)
+    )
 
 
 def _student_cells(

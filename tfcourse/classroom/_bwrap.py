@@ -9,6 +9,7 @@ starts) inside `bwrap` with:
   the grader runs as root, its program runs as a user id of its own, with no capabilities);
 - read-only: the operating system's files, the Python installation, the virtual environment, the
   `tfcourse` package and the datasets. Not the course's `notebooks/` (the solutions), not the
+  judges of the two-part checks (`tfcourse.exercises.judges`, shown as an empty folder), not the
   submissions folder, not the grader's cache, not any other scratch folder or home;
 - a private scratch folder, ``/tmp`` and ``/dev/shm``, in memory and size-limited, gone at its end;
 - limits per process on memory (address space), file size, open files and CPU time, and a limit on
@@ -114,6 +115,12 @@ def _read_only() -> list[Path]:
     return sorted(f for f in real if not _contains(f, notebooks))
 
 
+def hidden() -> list[Path]:
+    """The course's folders that hold expected answers, shown empty in the sandbox: the judges."""
+    judges = Path(__file__).resolve().parents[1] / "exercises" / "judges"
+    return [judges] if judges.is_dir() else []
+
+
 def _contains(folder: Path, inner: Path) -> bool:
     """Whether binding `folder` would show `inner` too."""
     return inner == folder or folder in inner.parents
@@ -173,6 +180,8 @@ def command(
         args += ["--perms", "0755", "--dir", str(parent)]
     for folder in folders:
         args += ["--ro-bind", str(folder), str(folder)]
+    for folder in hidden():  # an empty, read-only folder in its place
+        args += ["--perms", "0555", "--size", "4096", "--tmpfs", str(folder)]
     args += ["--chdir", SCRATCH, "--clearenv", "--setenv", "USER", "student"]
     args += ["--setenv", "LOGNAME", "student"]  # a user id with no account: say who it is
     for name, value in (env or {}).items():

@@ -38,7 +38,7 @@ GRADER_VERSION = "1"
 #: Memory one grading kernel may need (TensorFlow, a chapter's data and models).
 KERNEL_MEMORY = 3 * 2**30
 NOT_GRADED = "not graded"
-_STATUS_ORDER = (ERROR, FAILED, NOT_ATTEMPTED, PASSED)
+_STATUS_ORDER = (ERROR, FAILED, NOT_ATTEMPTED, NOT_GRADED, PASSED)
 #: Workers running now, and whether the run is stopping (Ctrl-C): their grades must not be cached.
 _RUNNING: set[subprocess.Popen[bytes]] = set()
 _STOPPING = threading.Event()
@@ -370,6 +370,7 @@ def _run(
             "data": base64.b64encode(sub.data).decode("ascii"),
         },
         "key": graded.key,
+        "probe_cells": sorted(graded.judged),
         "matplotlib_dir": str(fonts),
         "threads": setting.threads,
         **limits.__dict__,
@@ -511,14 +512,63 @@ def _score(
     if len(errors) > 5:
         outcome.problems.append(f"... and {len(errors) - 5} more cells raised an error")
     report = result.get("report")
-    if report is None:
-        reason = result.get("problem") or "the grader's checks did not run to the end"
-        outcome.rows = [_row(e, NOT_GRADED, 0, f"not graded: {reason}") for e in graded.exercises]
-        return
+    judged = _judge(graded, result.get("probes"), result.get("problem"))
+    reason = result.get("problem") or "the grader's checks did not run to the end"
     for exercise in graded.exercises:
-        found = [r for r in report if isinstance(r, dict) and r.get("exercise") == exercise.number]
+        cells = [i for i, role in enumerate(graded.cells) if role == f"check {exercise.number}"]
+        if report is None and (any(cell in graded.reported for cell in cells) or not cells):
+            outcome.rows.append(_row(exercise, NOT_GRADED, 0, f"not graded: {reason}"))
+            continue
+        found = [
+            r for r in report or [] if isinstance(r, dict) and r.get("exercise") == exercise.number
+        ]
+        found += [r for cell in cells for r in judged.get(cell, [])]
         failed_cells = [e for e in errors if graded.cells[e["cell"]] == f"check {exercise.number}"]
         outcome.rows.append(_exercise_row(exercise, found, failed_cells, result.get("problem")))
+
+
+def _judge(
+    graded: GradingNotebook, probes: Any, problem: str | None
+) -> dict[int, list[dict[str, str]]]:
+    """The judges' verdicts on what the probes of each check cell showed, by cell.
+
+    Each two-part check a cell calls must have shown at least one observation there, and every
+    observation in the cell is judged: the worst verdict counts, so extra forged outputs only
+    lose points. Seeds are the ones this run handed out (`_split.seed_for`).
+    """
+    from tfcourse.exercises import _split
+
+    shown: dict[int, list[Any]] = {}
+    for probe in probes if isinstance(probes, list) else []:
+        if isinstance(probe, dict) and probe.get("cell") in graded.judged:
+            shown.setdefault(int(probe["cell"]), []).append(probe.get("bundle"))
+    verdicts: dict[int, list[dict[str, str]]] = {}
+    for cell, names in graded.judged.items():
+        checks = {name: _two_part_check(name) for name in names}
+        rows = verdicts.setdefault(cell, [])
+        for bundle in shown.get(cell, []):
+            name = bundle.get("check") if isinstance(bundle, dict) else None
+            if name not in checks:
+                rows.append({"status": FAILED, "message": "an output that no check here makes"})
+                continue
+            seeds = {_split.seed_for(graded.seed_base, name, n) for n in range(_split.MAX_CALLS)}
+            status, message = checks[name].judge_bundle(bundle, seeds)
+            rows.append({"status": status, "message": message})
+        for name in checks:
+            if not any(isinstance(b, dict) and b.get("check") == name for b in shown.get(cell, [])):
+                short = name.rsplit(".", 1)[-1]
+                if problem:  # the run stopped before the check: as a one-part check would be
+                    rows.append({"status": NOT_GRADED, "message": f"not graded: {problem}"})
+                else:
+                    rows.append({"status": FAILED, "message": f"{short} showed no result"})
+    return verdicts
+
+
+def _two_part_check(name: str) -> Any:
+    import importlib
+
+    module, _, attr = name.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
 
 
 def _exercise_row(

@@ -5,7 +5,8 @@ The grader starts one worker process per submission, normally inside the Linux s
 folder, home and temporary folder are the submission's scratch folder, with the write fence of
 `_sandbox/sitecustomize.py`, a time limit per cell (the cell is interrupted and the rest still
 runs) and one for the whole notebook, and a cap on the output it keeps. It writes what happened as
-JSON to a pipe that only it holds.
+JSON to a pipe that only it holds: errors, the kernel's report of one-part checks, and what the
+probes of two-part checks observed, which the grader's judges decide on outside the sandbox.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 from tfcourse.classroom._assemble import REPORT_MIME
+from tfcourse.exercises._split import MAX_CALLS, MAX_OBSERVATION, PROBE_MIME
 from tfcourse.notebooks._execute import _CurrentEnvKernelSpecs
 
 FENCE = Path(__file__).parent / "_sandbox"
+#: The most outputs a check cell keeps (its probes' observations among them).
+_MAX_PROBES = 4 * MAX_CALLS
 
 
 class _CappedClient(NotebookClient):
@@ -39,6 +43,8 @@ class _CappedClient(NotebookClient):
 
     output_limit = 1_000_000
     kept = dropped = 0
+    #: Check cells whose probes' observations are kept outside the limit (each up to a size).
+    probe_cells: frozenset[int] = frozenset()
 
     def output(
         self, outs: list[Any], msg: dict[str, Any], display_id: str | None, cell_index: int
@@ -47,6 +53,10 @@ class _CappedClient(NotebookClient):
         size = len(str(content.get("text", ""))) + sum(
             len(str(value)) for value in content.get("data", {}).values()
         )
+        data = content.get("data", {})
+        probe = cell_index in self.probe_cells and isinstance(data, dict) and PROBE_MIME in data
+        if probe and size <= MAX_OBSERVATION and len(outs) < _MAX_PROBES:
+            return super().output(outs, msg, display_id, cell_index)
         if cell_index != len(self.nb.cells) - 1:
             if self.kept + size > self.output_limit:
                 self.dropped += size
@@ -104,6 +114,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         resources={"metadata": {"path": str(scratch)}},
     )
     client.output_limit = job["output_limit"]
+    client.probe_cells = frozenset(int(i) for i in job.get("probe_cells", []))
     start, problem = time.perf_counter(), None
     try:
         asyncio.run(
@@ -124,6 +135,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     return {
         "problem": problem,
         "report": _report(nb, job["key"]),
+        "probes": _probes(nb, client.probe_cells),
         "errors": _errors(nb),
         "dropped": client.dropped,
         "seconds": round(time.perf_counter() - start, 1),
@@ -137,6 +149,17 @@ def _report(nb: nbformat.NotebookNode, key: str) -> list[dict[str, Any]] | None:
             results = report.get("results")
             return results if isinstance(results, list) else None
     return None
+
+
+def _probes(nb: nbformat.NotebookNode, cells: frozenset[int]) -> list[dict[str, Any]]:
+    """What the probes in the check cells `cells` showed, for the grader's judges."""
+    return [
+        {"cell": index, "bundle": output["data"][PROBE_MIME]}
+        for index in sorted(cells)
+        if index < len(nb.cells)
+        for output in nb.cells[index].get("outputs", [])
+        if PROBE_MIME in output.get("data", {})
+    ]
 
 
 def _errors(nb: nbformat.NotebookNode) -> list[dict[str, Any]]:

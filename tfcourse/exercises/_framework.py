@@ -17,7 +17,9 @@ from typing import Any
 RESULTS_ENV = "TFCOURSE_RESULTS"
 
 PASSED, FAILED, NOT_ATTEMPTED, ERROR = "passed", "failed", "not attempted", "error"
-_SYMBOLS = {PASSED: "✓", FAILED: "✗", NOT_ATTEMPTED: "…", ERROR: "⚠"}
+#: A two-part check whose judge is not in this process: the student edition, or a graded kernel.
+UNJUDGED = "not judged here"
+_SYMBOLS = {PASSED: "✓", FAILED: "✗", NOT_ATTEMPTED: "…", ERROR: "⚠", UNJUDGED: "→"}
 #: The longest message a result shows, and the most characters of printed output a check echoes.
 MESSAGE_LIMIT, OUTPUT_LIMIT = 400, 1_000
 _NOT_ATTEMPTED_HELP = (
@@ -41,8 +43,10 @@ class CheckResult:
     Attributes:
         exercise: The exercise number, for example ``"00.3"``.
         title: The exercise's short title.
-        status: ``"passed"``, ``"failed"``, ``"not attempted"``, or ``"error"`` when the check
-            itself broke (a bug in the course, never the learner's fault).
+        status: ``"passed"``, ``"failed"``, ``"not attempted"``, ``"error"`` when the check
+            itself broke (a bug in the course, never the learner's fault), or ``"not judged
+            here"`` when a two-part check's answer ran but its judge is elsewhere (the student
+            edition, or a kernel being graded).
         message: What was verified, or what is wrong and how to fix it.
     """
 

@@ -1,0 +1,128 @@
+"""Two-part checks: the probe's data on the wire, the judge's verdict on forged data."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import pickle
+import sys
+
+import numpy as np
+import pytest
+
+from tfcourse.exercises import _split, ch00
+from tfcourse.exercises._framework import UNJUDGED
+from tfcourse.exercises._split import BadObservation, decode, encode, seed_for
+
+
+def wire(value):
+    return decode(json.loads(json.dumps(encode(value))))
+
+
+def test_plain_data_and_arrays_survive_the_round_trip():
+    value = {"a": [1, 2.5, "x", None, True], "b": np.arange(6, dtype=np.int16).reshape(2, 3)}
+    got = wire(value)
+    assert got["a"] == [1, 2.5, "x", None, True]
+    assert got["b"].dtype == np.int16 and np.array_equal(got["b"], value["b"])
+    assert wire((np.float32(1.5), np.int64(3))) == [1.5, 3]
+
+
+@pytest.mark.parametrize("value", [object(), np.array(["a"]), {1: 2}, {"__ndarray__": "x"}])
+def test_a_probe_may_send_only_plain_data(value):
+    with pytest.raises(TypeError):
+        encode(value)
+
+
+def _npy(array, **kwargs):
+    buffer = io.BytesIO()
+    np.save(buffer, array, **kwargs)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"__ndarray__": _npy(np.array([object()], dtype=object), allow_pickle=True)},
+        {"__ndarray__": base64.b64encode(pickle.dumps([1, 2])).decode()},
+        {"__ndarray__": "not base64 !!"},
+        {"__ndarray__": _npy(np.arange(3)), "extra": 1},
+        {"__ndarray__": _npy(np.array(["text"]))},
+    ],
+)
+def test_decoding_never_unpickles_and_refuses_what_encode_never_makes(forged):
+    with pytest.raises(BadObservation):
+        decode(forged)
+
+
+def _bundle(two_part, answer, seed, **changes):
+    bundle = {
+        "check": two_part.name,
+        "exercise": two_part.exercise,
+        "seed": seed,
+        "status": "observed",
+        "message": "",
+        "observed": encode(two_part.probe(answer, seed)),
+    }
+    return {**bundle, **changes}
+
+
+def right_counts(dataset):
+    return np.bincount([int(label) for _, label in dataset], minlength=10)
+
+
+def test_the_grader_judges_a_probes_output_and_only_the_judge_can_pass_it(tf):
+    check, seed = ch00.check_count_labels, seed_for("secret", ch00.check_count_labels.name, 0)
+    seeds = {seed}
+    assert check.judge_bundle(_bundle(check, right_counts, seed), seeds)[0] == "passed"
+    forged = {
+        "a status no probe sends": _bundle(check, right_counts, seed, status="passed"),
+        "a seed of its own": _bundle(check, right_counts, 12345),
+        "another check's name": _bundle(check, right_counts, seed, check="x.check_y"),
+        "nothing observed": _bundle(check, right_counts, seed, observed=None),
+        "made-up numbers": _bundle(check, right_counts, seed, observed=[[1] * 10, [2] * 10]),
+        "an unloadable array": _bundle(check, right_counts, seed, observed={"__ndarray__": "?"}),
+    }
+    for why, bundle in forged.items():
+        status, message = check.judge_bundle(bundle, seeds)
+        assert status == "failed", (why, message)
+    wrong = _bundle(check, lambda d: right_counts(d)[:9], seed)
+    assert check.judge_bundle(wrong, seeds) == check_failure(check, lambda d: right_counts(d)[:9])
+
+
+def check_failure(check, answer):
+    result = check(answer)
+    return (result.status, result.message)
+
+
+def test_a_grader_seed_is_secret_per_run_and_per_call():
+    name = ch00.check_draw.name
+    assert seed_for("a", name, 0) != seed_for("b", name, 0) != seed_for("a", name, 1)
+    assert 0 <= seed_for("a", name, 0) < 2**64
+
+
+def test_without_the_judges_a_check_says_the_grader_decides(tf, monkeypatch):
+    """The student edition has no `tfcourse.exercises.judges`: the probe runs, nothing is judged."""
+    for name in [m for m in sys.modules if m.startswith(_split.JUDGES)]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, _split.JUDGES, None)  # importing it now fails
+    result = ch00.check_count_labels(right_counts)
+    assert result.status == UNJUDGED and "grader decides" in result.message
+    assert str(result).startswith("→ Exercise 00.1")
+    broken = ch00.check_count_labels(lambda dataset: 1 / 0)
+    assert broken.status == "failed" and "ZeroDivisionError" in broken.message
+
+
+def test_in_a_graded_kernel_a_check_shows_only_its_observations(tf, monkeypatch, capsys):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    monkeypatch.setattr(_split, "_GRADING", {})
+    _split.grading("base")
+    check = ch00.check_count_labels
+    monkeypatch.setattr(check, "calls", 0)
+    result = check(right_counts)
+    assert result.status == UNJUDGED and "the grader judges it" in result.message
+    bundle = shown[0][_split.PROBE_MIME]
+    assert bundle["seed"] == seed_for("base", check.name, 0) and bundle["status"] == "observed"
+    assert "passed" not in json.dumps(bundle)
+    assert check.judge_bundle(bundle, {bundle["seed"]})[0] == "passed"

@@ -1,0 +1,277 @@
+"""Checks in two parts: a *probe* that runs the learner's answer, and a *judge* that decides.
+
+A probe takes the learner's answer and a seed, builds its inputs from the seed, calls the answer
+(through `call`, `learner_code` or `take_all`) and returns what it observed as plain data: numbers,
+strings, NumPy arrays, and lists and dicts of them. It holds no expected value. A judge takes the
+observations and the same seed, computes the expected values itself, and returns a sentence saying
+what it verified, or raises `Wrong`. Judges live in `tfcourse.exercises.judges`, which the
+student edition of the course leaves out and the grader's sandbox hides.
+
+In a notebook, ``check_x(answer)`` runs both in one process, with the observations sent through the
+same encoding the grader uses. When grading, the kernel runs only the probe and shows its
+observations as a `PROBE_MIME` output; the grader decodes them (never unpickling anything) and runs
+the judge in its own process, with a seed of its own choosing. Code in the learner's kernel can
+change what the probe reports, but not the verdict: to pass, it has to report the right values for
+the grader's inputs, which means computing them.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import importlib
+import io
+import json
+import os
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tfcourse.exercises._framework import (
+    ERROR,
+    FAILED,
+    NOT_ATTEMPTED,
+    PASSED,
+    UNJUDGED,
+    CheckResult,
+    _captured_output,
+    _library_warnings_shown,
+    _one_line,
+    _outcome,
+    _record,
+)
+from tfcourse.exercises._probes import PROBE_SEED_ENV
+
+#: The MIME type of a probe's observations in a graded notebook's outputs.
+PROBE_MIME = "application/vnd.tfcourse.probe+json"
+#: The package that holds the judges (absent from the student edition).
+JUDGES = "tfcourse.exercises.judges"
+#: The largest observation a grader decodes, in characters of JSON.
+MAX_OBSERVATION = 8_000_000
+#: How many calls of one check a graded notebook may make (each gets its own seed).
+MAX_CALLS = 16
+
+_NO_JUDGE = (
+    "your answer ran on the check's inputs without an error. This edition of the course has no "
+    "answer key, so your instructor's grader decides whether it is right."
+)
+_GRADING: dict[str, str] = {}
+
+
+class BadObservation(ValueError):
+    """Observations that no probe of this course sends (forged, or from another version)."""
+
+
+def encode(value: Any) -> Any:
+    """`value` as JSON-ready data: arrays become ``{"__ndarray__": base64 .npy}``.
+
+    Raises:
+        TypeError: For anything but None, bools, numbers, strings, NumPy arrays and scalars, and
+            lists, tuples and str-keyed dicts of them (a bug in a probe).
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, np.generic):
+        return encode(np.asarray(value)) if value.dtype.kind not in "biuf" else value.item()
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biufc":
+            raise TypeError(f"a probe may only send numeric arrays, not dtype {value.dtype}")
+        buffer = io.BytesIO()
+        np.save(buffer, value, allow_pickle=False)
+        return {"__ndarray__": base64.b64encode(buffer.getvalue()).decode("ascii")}
+    if isinstance(value, (list, tuple)):
+        return [encode(item) for item in value]
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        if "__ndarray__" in value:
+            raise TypeError("a probe's dict may not use the key '__ndarray__'")
+        return {key: encode(item) for key, item in value.items()}
+    raise TypeError(f"a probe may only send plain data, not {type(value).__name__}")
+
+
+def decode(value: Any) -> Any:
+    """The data `encode` made, from parsed JSON; arrays are loaded without pickle.
+
+    Raises:
+        BadObservation: If `value` holds anything `encode` never makes.
+    """
+    if value is None or isinstance(value, (bool, str, int, float)):
+        return value
+    if isinstance(value, list):
+        return [decode(item) for item in value]
+    if isinstance(value, dict):
+        if set(value) == {"__ndarray__"}:
+            try:
+                raw = base64.b64decode(str(value["__ndarray__"]), validate=True)
+                array = np.load(io.BytesIO(raw), allow_pickle=False)
+            except (ValueError, OSError, EOFError) as error:
+                raise BadObservation(f"an array that does not load ({error})") from None
+            if not isinstance(array, np.ndarray) or array.dtype.kind not in "biufc":
+                raise BadObservation("an array of something other than numbers")
+            return array
+        if "__ndarray__" in value:
+            raise BadObservation("an array with extra keys")
+        return {str(key): decode(item) for key, item in value.items()}
+    raise BadObservation(f"a value of type {type(value).__name__}")
+
+
+def seed_for(base: str, check: str, call: int) -> int:
+    """The seed of the `call`-th call of `check` in a graded run whose secret is `base`."""
+    digest = hashlib.sha256(f"{base}\0{check}\0{call}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def grading(base: str) -> None:
+    """Switch this copy of the checks to grading: probes only, seeds from `base` (kernel side)."""
+    _GRADING.clear()
+    _GRADING["base"] = base
+
+
+def _fresh_seed() -> int:
+    text = os.environ.get(PROBE_SEED_ENV, "").strip()
+    if not text:
+        return secrets.randbits(63)
+    if not text.isdigit():
+        raise ValueError(f"{PROBE_SEED_ENV} must be a non-negative integer, got {text!r}; unset it")
+    return int(text)
+
+
+class TwoPartCheck:
+    """A check made of a probe (here) and a judge (in `JUDGES`), called like any check.
+
+    Attributes:
+        exercise: The exercise number, for example ``"00.1"``.
+        title: The exercise's short title.
+        probe: ``probe(answer, seed) -> observations``.
+        judge_name: ``"module:function"`` of the judge, ``judge(observations, seed) -> str``.
+        name: ``"<module>.<check name>"``, how graded notebooks and the grader name the check.
+    """
+
+    def __init__(
+        self, exercise: str, title: str, probe: Callable[..., Any], judge_name: str
+    ) -> None:
+        self.exercise, self.title, self.probe, self.judge_name = exercise, title, probe, judge_name
+        self.name = f"{probe.__module__}.{probe.__name__}"
+        self.calls = 0
+        functools.update_wrapper(self, probe)
+
+    def __call__(self, answer: Any = None) -> CheckResult:
+        """Check `answer`: probe and judge in this process (or only the probe, when grading)."""
+        if _GRADING:
+            return self._observe_for_grader(answer)
+        judge = self.judge()
+        seed = _fresh_seed()
+        with _captured_output(), _library_warnings_shown():
+            if judge is None:
+                status, message = _outcome(lambda a: self._probe_only(a, seed), answer)
+                status = UNJUDGED if status == PASSED else status
+            else:
+                status, message = _outcome(lambda a: judge(self._observed(a, seed), seed), answer)
+        result = CheckResult(self.exercise, self.title, status, _one_line(message))
+        _record(result)
+        return result
+
+    def judge(self) -> Callable[[Any, int], str] | None:
+        """The judge function, or None where the judges are not installed."""
+        module, _, function = self.judge_name.partition(":")
+        try:
+            return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+        except ModuleNotFoundError as error:
+            if error.name and (module == error.name or module.startswith(error.name + ".")):
+                return None  # the judges are not installed (or, in a sandbox, hidden)
+            raise
+
+    def _probe_only(self, answer: Any, seed: int) -> str:
+        self._observed(answer, seed)
+        return _NO_JUDGE
+
+    def _observed(self, answer: Any, seed: int) -> Any:
+        """The probe's observations, after the round trip through JSON that grading makes."""
+        observed = self.probe(answer, seed)
+        return decode(json.loads(json.dumps(encode(observed))))
+
+    def _observe_for_grader(self, answer: Any) -> CheckResult:
+        from IPython.display import display
+
+        seed = seed_for(_GRADING["base"], self.name, self.calls)
+        self.calls += 1
+        observed: list[Any] = []
+
+        def probe(answer: Any) -> str:
+            observed.append(encode(self.probe(answer, seed)))
+            return "observed"
+
+        with _captured_output(), _library_warnings_shown():
+            status, message = _outcome(probe, answer)
+        bundle = {
+            "check": self.name,
+            "exercise": self.exercise,
+            "seed": seed,
+            "status": "observed" if status == PASSED else status,
+            "message": _one_line(message),
+            "observed": observed[0] if observed else None,
+        }
+        display({PROBE_MIME: bundle}, raw=True)
+        shown = UNJUDGED if status == PASSED else status
+        text = "observed; the grader judges it" if status == PASSED else message
+        return CheckResult(self.exercise, self.title, shown, _one_line(text))
+
+    def judge_bundle(self, bundle: Any, seeds: set[int]) -> tuple[str, str]:
+        """The grader's verdict on one probe output from a graded kernel: (status, message).
+
+        `seeds` are those the grader handed this check. Anything malformed, or observed with a
+        seed the grader did not hand out, fails; only the judge's own comparison can pass.
+        """
+        if not isinstance(bundle, dict) or bundle.get("check") != self.name:
+            return FAILED, "the check's output is not one this check makes"
+        status, message = bundle.get("status"), _one_line(str(bundle.get("message", "")))
+        if status in (FAILED, NOT_ATTEMPTED, ERROR):
+            return str(status), message
+        if status != "observed":
+            return FAILED, "the check's output has a status that no probe sends"
+        if bundle.get("seed") not in seeds:
+            return FAILED, "the check ran on inputs that the grader did not choose"
+        judge = self.judge()
+        if judge is None:
+            return ERROR, f"the grader has no judge for {self.name}: install the full course"
+        try:
+            observed = decode(bundle.get("observed"))
+        except BadObservation as error:
+            return FAILED, f"the check's observations were malformed: {error}"
+        return _outcome(lambda _: judge(observed, int(bundle["seed"])), True)
+
+
+def two_part(
+    exercise: str, title: str, *, judge: str | None = None
+) -> Callable[[Callable[..., Any]], TwoPartCheck]:
+    """Make a probe function a `TwoPartCheck`; its judge is ``judges.<chapter>.<judge>``.
+
+    `judge` defaults to the probe's name without ``check_``; ``"module:function"`` names a judge
+    elsewhere (a toy chapter's, in the tests).
+    """
+
+    def decorate(probe: Callable[..., Any]) -> TwoPartCheck:
+        chapter = probe.__module__.rsplit(".", 1)[-1]
+        function = judge or probe.__name__.removeprefix("check_")
+        where = function if ":" in function else f"{JUDGES}.{chapter}:{function}"
+        return TwoPartCheck(exercise, title, probe, where)
+
+    return decorate
+
+
+__all__ = [
+    "JUDGES",
+    "PROBE_MIME",
+    "UNJUDGED",
+    "BadObservation",
+    "TwoPartCheck",
+    "decode",
+    "encode",
+    "grading",
+    "seed_for",
+    "two_part",
+]

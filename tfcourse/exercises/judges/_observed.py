@@ -1,0 +1,36 @@
+"""Reading a probe's observations in a judge: anything not shaped as the probe sends fails."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tfcourse.exercises._framework import Wrong
+
+_MALFORMED = "the check's observations are not what its probe sends ({}): re-run the check cell"
+
+
+def items(observed: Any, count: int | None = None, *, kind: type = object) -> list[Any]:
+    """`observed` as a list of `count` items of `kind` (any length when `count` is None)."""
+    if not isinstance(observed, list) or (count is not None and len(observed) != count):
+        raise Wrong(_MALFORMED.format(f"expected a list of {count} items"))
+    if not all(isinstance(item, kind) for item in observed):
+        raise Wrong(_MALFORMED.format(f"expected items of type {kind.__name__}"))
+    return observed
+
+
+def array(observed: Any) -> np.ndarray:
+    """`observed` as the NumPy array it must be."""
+    if not isinstance(observed, np.ndarray):
+        raise Wrong(_MALFORMED.format("expected an array"))
+    return observed
+
+
+def field(observed: Any, key: str, kind: type | tuple[type, ...] = object) -> Any:
+    """``observed[key]``, which must be there and of `kind`."""
+    if not isinstance(observed, dict) or key not in observed:
+        raise Wrong(_MALFORMED.format(f"no {key!r}"))
+    if not isinstance(observed[key], kind):
+        raise Wrong(_MALFORMED.format(f"{key!r} of the wrong type"))
+    return observed[key]
