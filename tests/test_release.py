@@ -4,7 +4,10 @@ Every exercise of a released notebook reaches the grader as not attempted rather
 """
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -198,3 +201,74 @@ def test_release_command_writes_chosen_chapters_and_dev_release_still_works(tmp_
     assert (tmp_path / "dev" / written[0]).read_bytes() == (
         tmp_path / "all" / written[0]
     ).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def edition(tmp_path_factory):
+    """The student edition of the whole course, as `tfcourse release --package` writes it."""
+    out = tmp_path_factory.mktemp("edition") / "tfcourse-student"
+    assert main(["release", str(out), "--package"]) == 0
+    return out
+
+
+def test_the_student_edition_has_no_judge_no_answer_and_no_solution(edition):
+    package = edition / "tfcourse"
+    assert not (package / "exercises" / "judges").exists()
+    assert (Path(__file__).parents[1] / "tfcourse" / "exercises" / "judges").is_dir()
+    assert not (edition / "tests").exists() and not (edition / "INSTRUCTORS.md").exists()
+    for path in package.rglob("*.py"):
+        lines = {line.strip() for line in path.read_text().splitlines()}
+        assert BEGIN not in lines and END not in lines, path
+    for path in sorted((edition / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        assert not any(BEGIN in cell.source for cell in nb.cells), path
+    assert sorted(p.name for p in (edition / "notebooks").glob("*.ipynb")) == sorted(
+        p.name for p in NOTEBOOKS
+    )
+    assert (edition / "datasets" / "mnist5k").is_dir() and (edition / "pyproject.toml").is_file()
+    made = json.loads((edition / "EDITION.json").read_text())
+    assert made["edition"] == "student" and "tfcourse/exercises/judges" in made["left_out"]
+
+
+def test_in_the_student_edition_checks_run_the_answer_and_leave_the_verdict_to_the_grader(
+    edition,
+):
+    """With only the edition on the path: a two-part check probes and says who decides, a wrong
+    kind of answer still fails there, and 08.4's answer in the package is gone."""
+    code = """
+import json, numpy as np
+import tfcourse, tfcourse.multiworker as mw
+from tfcourse.exercises import ch00
+right = ch00.check_count_labels(lambda d: np.bincount([int(y) for _, y in d], minlength=10))
+broken = ch00.check_count_labels(lambda d: "ten counts")
+try:
+    mw.write_dir("/x", "worker", 1)
+    answer = "there"
+except NotImplementedError as error:
+    answer = str(error)
+print(json.dumps({"where": tfcourse.__file__, "right": [right.status, right.message],
+                  "broken": broken.status, "answer": answer}))
+"""
+    env = {**os.environ, "PYTHONPATH": str(edition), "TFCOURSE_ROOT": str(edition)}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=edition,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["where"].startswith(str(edition)), got
+    assert got["right"][0] == "not judged here" and "grader decides" in got["right"][1]
+    assert got["broken"] == "failed"
+    assert "left out of the student edition" in got["answer"]
+
+
+def test_the_student_edition_goes_only_into_a_new_folder(tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("mine")
+    with pytest.raises(SystemExit) as stopped:
+        main(["release", str(tmp_path), "--package"])
+    assert stopped.value.code == 2 and "is not empty" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]

@@ -159,6 +159,12 @@ def _add_classroom(commands: Any) -> None:
     release.add_argument(
         "chapters", nargs="*", metavar="NN", help="chapter numbers, e.g. 00 03 (default: all)"
     )
+    release.add_argument(
+        "--package",
+        action="store_true",
+        help="write the whole student edition into OUT_DIR, ready to install: the package "
+        "without its judges or answers, the datasets, and the student notebooks",
+    )
     grade = commands.add_parser(
         "grade",
         help="(instructors) grade submitted notebooks offline into a CSV and feedback files",
@@ -370,8 +376,18 @@ def find_notebooks(chapters: Sequence[str], folder: Path | None = None) -> list[
 
 
 def _release(args: argparse.Namespace) -> int:
-    from tfcourse.classroom import release_chapters
+    from tfcourse.classroom import package_edition, release_chapters
 
+    if args.package:
+        try:
+            notebooks = package_edition(find_notebooks(args.chapters), args.out)
+        except FileExistsError as error:
+            raise _UsageError(str(error)) from None
+        print(
+            f"wrote the student edition to {args.out}: {len(notebooks)} chapter(s); students "
+            f"install it with `python -m pip install -e {args.out}`"
+        )
+        return 0
     for path in release_chapters(find_notebooks(args.chapters), args.out):
         print(path)
     return 0

@@ -191,18 +191,27 @@ def write_dir(directory: str, task_type: str | None, task_id: int | None) -> str
     """Where a worker saves checkpoints: the chief to `directory`, others to a folder of their own.
 
     The chief is worker 0, a task of type "chief", or the one process when there is no cluster.
+    This is exercise 08.4's answer: the student edition of the course (`tfcourse release
+    --package`) leaves it out.
     """
+    ### BEGIN SOLUTION
     if task_type in (None, "chief") or (task_type == "worker" and task_id == 0):
         return directory
     return os.path.join(directory, f"workertemp_{task_id}")
+    ### END SOLUTION
 
 
 def resume(checkpoint: Any, manager: Any) -> int:
-    """Restore the latest checkpoint, if there is one; return the step to continue from."""
+    """Restore the latest checkpoint, if there is one; return the step to continue from.
+
+    Exercise 08.4's answer too, left out of the student edition.
+    """
+    ### BEGIN SOLUTION
     if manager.latest_checkpoint is None:
         return 0
     checkpoint.restore(manager.latest_checkpoint)
     return int(checkpoint.step.numpy())
+    ### END SOLUTION
 
 
 def _load_answer(path: str | None) -> tuple[Callable[..., str], Callable[..., int]]:

@@ -13,7 +13,7 @@ from tfcourse.classroom._grade import (
     find_submissions,
     grade,
 )
-from tfcourse.classroom._release import release_chapters
+from tfcourse.classroom._release import package_edition, release_chapters
 from tfcourse.classroom._report import companion_paths, write_feedback, write_results, write_summary
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "default_jobs",
     "find_submissions",
     "grade",
+    "package_edition",
     "release_chapters",
     "write_feedback",
     "write_results",
