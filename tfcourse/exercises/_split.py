@@ -37,6 +37,7 @@ from tfcourse.exercises._framework import (
     PASSED,
     UNJUDGED,
     CheckResult,
+    Wrong,
     _captured_output,
     _library_warnings_shown,
     _one_line,
@@ -117,6 +118,19 @@ def decode(value: Any) -> Any:
             raise BadObservation("an array with extra keys")
         return {str(key): decode(item) for key, item in value.items()}
     raise BadObservation(f"a value of type {type(value).__name__}")
+
+
+#: The key under which a probe records a failure for its judge to raise in its turn.
+FAILURE = "__wrong__"
+
+
+def deferred(observe: Callable[[], Any]) -> Any:
+    """`observe()`, or ``{FAILURE: message}`` when it raises `Wrong`: the judge raises it when
+    it reaches that observation, so a check reports the same first mistake as in one piece."""
+    try:
+        return observe()
+    except Wrong as wrong:
+        return {FAILURE: str(wrong)}
 
 
 def seed_for(base: str, check: str, call: int) -> int:
@@ -269,7 +283,9 @@ __all__ = [
     "UNJUDGED",
     "BadObservation",
     "TwoPartCheck",
+    "FAILURE",
     "decode",
+    "deferred",
     "encode",
     "grading",
     "seed_for",
