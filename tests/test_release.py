@@ -272,3 +272,18 @@ def test_the_student_edition_goes_only_into_a_new_folder(tmp_path, capsys):
         main(["release", str(tmp_path), "--package"])
     assert stopped.value.code == 2 and "is not empty" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_a_practice_edition_keeps_the_judges_so_self_checks_say_right_or_wrong(tmp_path, capsys):
+    out = tmp_path / "practice"
+    assert main(["release", str(out), "00", "--package", "--with-judges"]) == 0
+    assert (out / "tfcourse" / "exercises" / "judges" / "ch00.py").is_file()
+    assert [p.name for p in (out / "notebooks").iterdir()] == ["00_welcome_and_setup.ipynb"]
+    assert "says ✓" in (out / "README.md").read_text()
+    assert (
+        "tfcourse/exercises/judges"
+        not in json.loads((out / "EDITION.json").read_text())["left_out"]
+    )
+    with pytest.raises(SystemExit):
+        main(["release", str(tmp_path / "x"), "--with-judges"])
+    assert "--with-judges goes with --package" in capsys.readouterr().err

@@ -165,6 +165,12 @@ def _add_classroom(commands: Any) -> None:
         help="write the whole student edition into OUT_DIR, ready to install: the package "
         "without its judges or answers, the datasets, and the student notebooks",
     )
+    release.add_argument(
+        "--with-judges",
+        action="store_true",
+        help="with --package: keep the checks' judges (answer keys), so that self-checks say "
+        "right or wrong; for practice, not for graded work",
+    )
     grade = commands.add_parser(
         "grade",
         help="(instructors) grade submitted notebooks offline into a CSV and feedback files",
@@ -378,9 +384,13 @@ def find_notebooks(chapters: Sequence[str], folder: Path | None = None) -> list[
 def _release(args: argparse.Namespace) -> int:
     from tfcourse.classroom import package_edition, release_chapters
 
+    if args.with_judges and not args.package:
+        raise _UsageError("--with-judges goes with --package (the whole student edition)")
     if args.package:
         try:
-            notebooks = package_edition(find_notebooks(args.chapters), args.out)
+            notebooks = package_edition(
+                find_notebooks(args.chapters), args.out, with_judges=args.with_judges
+            )
         except FileExistsError as error:
             raise _UsageError(str(error)) from None
         print(

@@ -42,10 +42,12 @@ def release_chapters(paths: Sequence[Path], out: Path) -> list[Path]:
     return written
 
 
-def package_edition(paths: Sequence[Path], out: Path) -> list[Path]:
+def package_edition(paths: Sequence[Path], out: Path, *, with_judges: bool = False) -> list[Path]:
     """Write the student edition of the course into `out`, which must not exist or be empty.
 
-    It holds the `tfcourse` package without its judges (`LEFT_OUT`) and with every answer in its
+    It holds the `tfcourse` package without its judges (`LEFT_OUT`; kept when `with_judges`, so
+    that the self-checks say right or wrong, for a class that practises rather than is graded on
+    its answers) and with every answer in its
     own source (``### BEGIN SOLUTION`` blocks) replaced by a `PACKAGE_STUB`; the datasets; the
     student copies of the notebooks in `paths`; ``pyproject.toml`` and ``environment.yml``; a
     README that says how to install it; and ``EDITION.json``, what it is made from. Tests,
@@ -60,26 +62,32 @@ def package_edition(paths: Sequence[Path], out: Path) -> list[Path]:
         )
     root = repo_root()
     out.mkdir(parents=True, exist_ok=True)
-    _copy_package(root / "tfcourse", out / "tfcourse")
+    _copy_package(root / "tfcourse", out / "tfcourse", () if with_judges else LEFT_OUT)
     shutil.copytree(root / "datasets", out / "datasets", ignore=shutil.ignore_patterns(".*"))
     notebooks = release_chapters(paths, out / "notebooks")
     for name in _TOP_FILES:
         if (root / name).is_file():
             shutil.copy2(root / name, out / name)
-    (out / "README.md").write_text(_README.format(chapters=len(notebooks)), encoding="utf-8")
+    checking = _WITH_JUDGES if with_judges else _WITHOUT_JUDGES
+    readme = _README.format(chapters=len(notebooks), checking=checking)
+    (out / "README.md").write_text(readme, encoding="utf-8")
     manifest = {
         "edition": "student",
         "made_from": _commit(root),
         "chapters": [path.name for path in notebooks],
-        "left_out": [f"tfcourse/{part}" for part in LEFT_OUT]
-        + ["solutions in the notebooks and in the package's source", "tests/", "INSTRUCTORS.md"],
+        "left_out": [] if with_judges else [f"tfcourse/{part}" for part in LEFT_OUT],
     }
+    manifest["left_out"] += [
+        "solutions in the notebooks and in the package's source",
+        "tests/",
+        "INSTRUCTORS.md",
+    ]
     (out / "EDITION.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return notebooks
 
 
-def _copy_package(source: Path, target: Path) -> None:
-    skipped = [source / part for part in LEFT_OUT]
+def _copy_package(source: Path, target: Path, left_out: Sequence[str]) -> None:
+    skipped = [source / part for part in left_out]
     for path in sorted(source.rglob("*")):
         relative = path.relative_to(source)
         if "__pycache__" in relative.parts or any(p == path or p in path.parents for p in skipped):
@@ -148,8 +156,13 @@ Install it with `-e` (editable), as above: the course finds its datasets next to
 
 ## Checking your answers
 
-Every exercise ends with a check cell. In this edition the checks run your answer on the
-check's inputs and tell you when it fails, crashes or returns the wrong kind of value; for the
-exercises whose answer key is kept by your instructor, they say "→ ... not judged here", and the
-grader decides whether the values are right. Submit your notebooks as your instructor says.
+{checking} Submit your notebooks as your instructor says.
 """
+_WITHOUT_JUDGES = """\
+Every exercise ends with a check cell. In this edition the checks run your answer on the
+check's inputs and tell you when it fails, crashes or returns the wrong kind of value; your
+instructor keeps the answer key, so for a value they say "→ ... not judged here", and the
+grader decides whether it is right."""
+_WITH_JUDGES = """\
+Every exercise ends with a check cell that runs your answer on inputs of its own and says ✓ and
+what it verified, or ✗ and what is wrong and how to fix it."""
