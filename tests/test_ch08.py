@@ -392,8 +392,12 @@ def one_temp_dir(directory, task_type, task_id):
 
 @pytest.mark.slow
 def test_check_resume_passes_the_right_answer_in_a_real_cluster(tf):
+    from test_distributed import worker_pids
+
+    before = set(worker_pids())
     result = ch08.check_resume(write_dir, resume)
     assert_result(result, "passed", "resumed at step 10 and repeated steps [11, 12]")
+    assert set(worker_pids()) - before == set()  # no worker of the check's clusters outlives it
 
 
 @pytest.mark.slow

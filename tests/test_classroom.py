@@ -149,3 +149,19 @@ def test_sample_class_covers_every_score(tmp_path):
     paths = sample_class(SOURCE, tmp_path, students=6)
     stubs = [sum(STUB in c.source for c in nbformat.read(p, as_version=4).cells) for p in paths]
     assert stubs == [4, 3, 2, 1, 0, 5]  # student k answers the first k mod 6 of 5 exercises
+
+
+@pytest.mark.parametrize(
+    "source",
+    sorted(SOURCE.parent.glob("[0-9][0-9]_*.ipynb")),
+    ids=lambda p: p.name[:2],
+)
+def test_the_sample_student_who_answers_everything_leaves_no_stub(tmp_path, source):
+    """Every answer cell is filled, second answer cells too (06.4, 07.3, 07.4 have two), even
+    where the release leaves out cells that only verify the solution."""
+    from tfcourse.classroom._sample import sample_class
+    from tfcourse.notebooks._release import exercises
+
+    count = len(exercises(nbformat.read(source, as_version=4)))
+    last = sample_class(source, tmp_path, students=count)[-1]
+    assert not any(STUB in cell.source for cell in nbformat.read(last, as_version=4).cells)

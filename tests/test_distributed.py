@@ -3,13 +3,11 @@
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from jupyter_client.manager import KernelManager
@@ -233,20 +231,8 @@ def test_a_worker_ends_itself_when_the_process_that_started_it_dies(tmp_path):
     assert set(worker_pids()) - before == set()
 
 
-# No worker outlives a notebook ------------------------------------------------------------------
-NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "08_distributed.ipynb"
-
-
-@pytest.mark.slow
-def test_no_worker_outlives_the_notebook(tmp_path):
-    from tfcourse.notebooks import execute
-
-    copy = tmp_path / NOTEBOOK.name
-    shutil.copy(NOTEBOOK, copy)
-    before = set(worker_pids())
-    result = execute(copy)
-    assert result.ok, result.error
-    assert set(worker_pids()) - before == set()
+# No worker outlives a notebook: tests/test_release.py runs chapter 08's student release (its
+# clusters) and checks it; tests/test_ch08.py does the same for check 08.4's clusters.
 
 
 @pytest.fixture

@@ -33,8 +33,12 @@ NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("[0-9][0-9]_*.
 def test_student_release_runs_to_the_end_with_one_wrong_answer(path, tmp_path, monkeypatch):
     """A learner's wrong answer gets its ✗ and never stops the notebook; the rest are not attempted.
 
-    The wrong answer is the last exercise whose stub is inside a function: it raises instead.
+    The wrong answer is the last exercise whose stub is inside a function: it raises instead. No
+    worker process of a course cluster (chapter 08 starts several) outlives the notebook.
     """
+    from test_distributed import worker_pids
+
+    before = set(worker_pids())
     source = nbformat.read(path, as_version=4)
     released = release(source)
     wrong = _answer_wrongly(source, released)
@@ -50,6 +54,7 @@ def test_student_release_runs_to_the_end_with_one_wrong_answer(path, tmp_path, m
     exercises = {grade["exercise"] for grade in grades}
     chapter = path.name[:2]
     assert len(exercises) >= 4 and all(e.startswith(f"{chapter}.") for e in exercises)
+    assert set(worker_pids()) - before == set()
     last_grade = {grade["exercise"]: grade["status"] for grade in grades}
     assert last_grade.pop(wrong) == "failed"
     assert set(last_grade.values()) == {"not attempted"}, last_grade

@@ -126,3 +126,17 @@ def test_in_a_graded_kernel_a_check_shows_only_its_observations(tf, monkeypatch,
     assert bundle["seed"] == seed_for("base", check.name, 0) and bundle["status"] == "observed"
     assert "passed" not in json.dumps(bundle)
     assert check.judge_bundle(bundle, {bundle["seed"]})[0] == "passed"
+
+
+def test_without_the_judges_a_failure_the_probe_deferred_is_still_shown(tf, monkeypatch):
+    from tfcourse.exercises import ch01
+
+    monkeypatch.setitem(sys.modules, _split.JUDGES, None)
+    for name in [m for m in sys.modules if m.startswith(_split.JUDGES + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+
+    def log_sum_exp(x):  # right on small inputs, a string on the second case's
+        return "overflow" if float(tf.reduce_max(x)) > 100 else tf.reduce_logsumexp(x)
+
+    result = ch01.check_log_sum_exp(log_sum_exp)
+    assert result.status == "failed" and "log_sum_exp([1000.0, 1001.0, 999.0])" in result.message

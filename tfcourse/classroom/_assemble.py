@@ -4,8 +4,11 @@ Every cell comes from the instructor's source notebook (hidden tests included), 
 answer cells, which come from the submission, and code cells the student added, which keep their
 place. A student's edits to any other cell, check cells included, are not run. Check calls in the
 check cells go to private copies of the check modules, loaded fresh from disk just before the
-exercises, and a last cell reports their results with a one-time key: whatever the submission
-prints, writes or redefines, the grade comes from the grader's own run of its checks.
+exercises. A two-part check's probe (`tfcourse.exercises._split`) shows its observations in its
+check cell, with seeds derived from a secret of this run, and the grader's judges decide on them
+in the grader's own process; the results of any one-part check are reported by a last cell with a
+one-time key. Whatever the submission prints, writes or redefines, the grade comes from the
+grader's own judges and checks.
 """
 
 from __future__ import annotations

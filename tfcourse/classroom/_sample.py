@@ -24,12 +24,14 @@ def sample_class(source: Path, out: Path, *, students: int = 20) -> list[Path]:
     student = release(solved, chapter=source.name[:2])
     found = exercises(solved)
     written = []
+    # by cell id: the release leaves out cells that only verify the solution, so indices shift
+    released = {cell.get("id"): index for index, cell in enumerate(student.cells)}
     for k in range(1, students + 1):
         nb = nbformat.reads(nbformat.writes(student), as_version=4)
         for exercise in found[: k % (len(found) + 1)]:
             for index in exercise.answers:
                 lines = solved.cells[index].source.split("\n")
-                nb.cells[index].source = "\n".join(
+                nb.cells[released[solved.cells[index].get("id")]].source = "\n".join(
                     line for line in lines if BEGIN not in line and END not in line
                 )
         path = out / f"student{k:02d}" / source.name

@@ -133,6 +133,22 @@ def deferred(observe: Callable[[], Any]) -> Any:
         return {FAILURE: str(wrong)}
 
 
+def _first_failure(observed: Any) -> str | None:
+    """The message of the first failure `deferred` recorded in `observed`, depth first."""
+    if isinstance(observed, dict):
+        if FAILURE in observed:
+            return str(observed[FAILURE])
+        items: Any = observed.values()
+    elif isinstance(observed, list):
+        items = observed
+    else:
+        return None
+    for item in items:
+        if (found := _first_failure(item)) is not None:
+            return found
+    return None
+
+
 def seed_for(base: str, check: str, call: int) -> int:
     """The seed of the `call`-th call of `check` in a graded run whose secret is `base`."""
     digest = hashlib.sha256(f"{base}\0{check}\0{call}".encode()).digest()
@@ -173,18 +189,27 @@ class TwoPartCheck:
         self.calls = 0
         functools.update_wrapper(self, probe)
 
-    def __call__(self, answer: Any = None) -> CheckResult:
-        """Check `answer`: probe and judge in this process (or only the probe, when grading)."""
+    def __call__(self, answer: Any = None, *args: Any, **kwargs: Any) -> CheckResult:
+        """Check `answer`: probe and judge in this process (or only the probe, when grading).
+
+        Arguments after the answer (a second answer, the notebook's model or data) go to the probe:
+        ``probe(answer, *args, seed=seed, **kwargs)``.
+        """
+
+        def run(answer: Any, seed: int) -> Any:
+            return self.probe(answer, *args, seed=seed, **kwargs)
+
         if _GRADING:
-            return self._observe_for_grader(answer)
+            return self._observe_for_grader(answer, run)
         judge = self.judge()
         seed = _fresh_seed()
         with _captured_output(), _library_warnings_shown():
             if judge is None:
-                status, message = _outcome(lambda a: self._probe_only(a, seed), answer)
+                status, message = _outcome(lambda a: self._probe_only(run, a, seed), answer)
                 status = UNJUDGED if status == PASSED else status
             else:
-                status, message = _outcome(lambda a: judge(self._observed(a, seed), seed), answer)
+                verify = lambda a: judge(self._observed(run, a, seed), seed)  # noqa: E731
+                status, message = _outcome(verify, answer)
         result = CheckResult(self.exercise, self.title, status, _one_line(message))
         _record(result)
         return result
@@ -199,16 +224,19 @@ class TwoPartCheck:
                 return None  # the judges are not installed (or, in a sandbox, hidden)
             raise
 
-    def _probe_only(self, answer: Any, seed: int) -> str:
-        self._observed(answer, seed)
+    def _probe_only(self, probe: Callable[..., Any], answer: Any, seed: int) -> str:
+        """The probe alone: a failure it deferred to the judge is raised here instead."""
+        failure = _first_failure(self._observed(probe, answer, seed))
+        if failure is not None:
+            raise Wrong(failure)
         return _NO_JUDGE
 
-    def _observed(self, answer: Any, seed: int) -> Any:
+    def _observed(self, probe: Callable[..., Any], answer: Any, seed: int) -> Any:
         """The probe's observations, after the round trip through JSON that grading makes."""
-        observed = self.probe(answer, seed)
+        observed = probe(answer, seed=seed)
         return decode(json.loads(json.dumps(encode(observed))))
 
-    def _observe_for_grader(self, answer: Any) -> CheckResult:
+    def _observe_for_grader(self, answer: Any, run: Callable[..., Any]) -> CheckResult:
         from IPython.display import display
 
         seed = seed_for(_GRADING["base"], self.name, self.calls)
@@ -216,7 +244,7 @@ class TwoPartCheck:
         observed: list[Any] = []
 
         def probe(answer: Any) -> str:
-            observed.append(encode(self.probe(answer, seed)))
+            observed.append(encode(run(answer, seed=seed)))
             return "observed"
 
         with _captured_output(), _library_warnings_shown():
