@@ -42,6 +42,10 @@ _STATUS_ORDER = (ERROR, FAILED, NOT_ATTEMPTED, NOT_GRADED, PASSED)
 #: Workers running now, and whether the run is stopping (Ctrl-C): their grades must not be cached.
 _RUNNING: set[subprocess.Popen[bytes]] = set()
 _STOPPING = threading.Event()
+#: Held while the grader imports check modules or runs judges: each kernel's grading has a thread
+#: of its own, and two threads importing TensorFlow at once break its import ("partially
+#: initialized module"), which a first run of 02.1's judge beside another one showed.
+_SERIAL = threading.RLock()
 
 
 class SandboxUnavailable(RuntimeError):
@@ -361,7 +365,8 @@ def _run(
     outcome: Outcome,
     setting: _Setting,
 ) -> None:
-    graded = assemble(official, nb)
+    with _SERIAL:
+        graded = assemble(official, nb)
     fonts = setting.fonts
     job = {
         "notebook": nbformat.writes(graded.nb),
@@ -512,7 +517,8 @@ def _score(
     if len(errors) > 5:
         outcome.problems.append(f"... and {len(errors) - 5} more cells raised an error")
     report = result.get("report")
-    judged = _judge(graded, result.get("probes"), result.get("problem"))
+    with _SERIAL:
+        judged = _judge(graded, result.get("probes"), result.get("problem"))
     reason = result.get("problem") or "the grader's checks did not run to the end"
     for exercise in graded.exercises:
         cells = [i for i, role in enumerate(graded.cells) if role == f"check {exercise.number}"]
