@@ -260,3 +260,32 @@ def notebook_solution(tf):
 )
 def test_check_log_sum_exp(tf, make_answer, status, fragment):
     assert_result(ch01.check_log_sum_exp(make_answer(tf)), status, fragment)
+
+
+def test_a_finite_difference_inside_tf_function_and_a_fake_tf_function_are_caught(tf):
+    """Found by the grading review: inside a tf.function f's points have no value, and an
+    ordinary function can carry a fake `experimental_get_tracing_count`."""
+
+    @tf.function
+    def hidden_difference(f, x):
+        return (f(x + 1e-2) - f(x - 1e-2)) / 2e-2
+
+    assert_result(ch01.check_derivative(hidden_difference), "failed", "called f 2 times")
+
+    @tf.function
+    def taped(f, x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = f(x)
+        return tape.gradient(y, x)
+
+    assert_result(ch01.check_derivative(taped), "passed", "by tape")
+
+    def make_scale():
+        def scale(x, factor):
+            return x * factor
+
+        scale.experimental_get_tracing_count = lambda: 1
+        return scale
+
+    assert_result(ch01.check_make_scale(make_scale), "failed", "should return a tf.function")

@@ -140,3 +140,59 @@ def test_without_the_judges_a_failure_the_probe_deferred_is_still_shown(tf, monk
 
     result = ch01.check_log_sum_exp(log_sum_exp)
     assert result.status == "failed" and "log_sum_exp([1000.0, 1001.0, 999.0])" in result.message
+
+
+def _forged_header_array():
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776,), }"
+    header += " " * (118 - len(header)) + "\n"
+    raw = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode()
+    return {"__ndarray__": base64.b64encode(raw).decode()}
+
+
+def test_malformed_or_hostile_probe_outputs_cost_only_their_own_grade():
+    """What a kernel shows is judged one output at a time: nothing it sends can stop the grader
+    (an unhashable name or seed, an array header that claims 8 TiB, nesting, 100 copies)."""
+    import nbformat
+
+    from tfcourse.classroom._assemble import GradingNotebook
+    from tfcourse.classroom._grade import _judge
+
+    check = ch00.check_count_labels
+    graded = GradingNotebook(
+        nbformat.v4.new_notebook(), "k", [], frozenset(), [], "base", {3: [check.name]}
+    )
+    seed = seed_for("base", check.name, 0)
+    nested: list = []
+    for _ in range(200):
+        nested = [nested]
+    hostile = [
+        {"check": []},
+        {"check": {"a": 1}, "seed": seed},
+        {"check": check.name, "status": "observed", "seed": []},
+        {"check": check.name, "status": ["observed"], "seed": seed},
+        {"check": check.name, "status": "observed", "seed": True},
+        {
+            "check": check.name,
+            "status": "observed",
+            "seed": seed,
+            "observed": _forged_header_array(),
+        },
+        {"check": check.name, "status": "observed", "seed": seed, "observed": nested},
+        {"check": check.name, "status": "observed", "seed": seed, "observed": [[1j] * 10] * 2},
+        *[{"check": check.name, "status": "observed", "seed": seed, "observed": None}] * 100,
+    ]
+    verdicts = _judge(graded, [{"cell": 3, "bundle": b} for b in hostile], None)[3]
+    assert len(verdicts) == len(hostile)
+    assert {v["status"] for v in verdicts} == {"failed"}, verdicts
+    # the first two name no check here; of the rest, the first 16 are judged
+    assert sum("more than 16 outputs" in v["message"] for v in verdicts) == len(hostile) - 2 - 16
+
+
+def test_a_message_that_looks_like_a_formula_is_text_in_the_csv(tmp_path):
+    from tfcourse.classroom import Outcome, write_results
+
+    outcome = Outcome("mallory", "00.ipynb")
+    row = {"exercise": "00.1", "title": "t", "points": 0, "max_points": 1, "status": "failed"}
+    outcome.rows = [{**row, "feedback": '=HYPERLINK("http://x", "ok")'}]
+    write_results(tmp_path / "r.csv", [outcome])
+    assert "'=HYPERLINK" in (tmp_path / "r.csv").read_text()

@@ -473,11 +473,19 @@ def _work(
     return {"problem": problem, "report": None, "errors": [], "dropped": 0, "seconds": 0.0}
 
 
+#: The most bytes of a worker's result the grader keeps (what is past it is read and dropped).
+_MAX_RESULT = 256 * 2**20
+
+
 def _drain(fd: int, chunks: list[bytes]) -> None:
-    """Read the worker's result pipe to its end (a full pipe would block the worker)."""
+    """Read the worker's result pipe to its end (a full pipe would block the worker), keeping at
+    most `_MAX_RESULT` bytes: a result cut there does not parse, and is reported as lost."""
+    kept = 0
     with os.fdopen(fd, "rb") as pipe:
         while chunk := pipe.read(65536):
-            chunks.append(chunk)
+            if kept + len(chunk) <= _MAX_RESULT:
+                chunks.append(chunk)
+            kept += len(chunk)
 
 
 def _kill_fenced(scratch: Path) -> None:
@@ -525,8 +533,12 @@ def _score(
         if report is None and (any(cell in graded.reported for cell in cells) or not cells):
             outcome.rows.append(_row(exercise, NOT_GRADED, 0, f"not graded: {reason}"))
             continue
+        reported = any(cell in graded.reported for cell in cells)
         found = [
-            r for r in report or [] if isinstance(r, dict) and r.get("exercise") == exercise.number
+            r
+            for r in (report or [])
+            if reported
+            if isinstance(r, dict) and r.get("exercise") == exercise.number
         ]
         found += [r for cell in cells for r in judged.get(cell, [])]
         failed_cells = [e for e in errors if graded.cells[e["cell"]] == f"check {exercise.number}"]
@@ -552,13 +564,21 @@ def _judge(
     for cell, names in graded.judged.items():
         checks = {name: _two_part_check(name) for name in names}
         rows = verdicts.setdefault(cell, [])
+        counted: dict[str, int] = {}
         for bundle in shown.get(cell, []):
             name = bundle.get("check") if isinstance(bundle, dict) else None
-            if name not in checks:
+            if not isinstance(name, str) or name not in checks:
                 rows.append({"status": FAILED, "message": "an output that no check here makes"})
                 continue
+            counted[name] = counted.get(name, 0) + 1
+            if counted[name] > _split.MAX_CALLS:  # each is judged: their number is bounded
+                rows.append({"status": FAILED, "message": f"more than {_split.MAX_CALLS} outputs"})
+                continue
             seeds = {_split.seed_for(graded.seed_base, name, n) for n in range(_split.MAX_CALLS)}
-            status, message = checks[name].judge_bundle(bundle, seeds)
+            try:
+                status, message = checks[name].judge_bundle(bundle, seeds)
+            except Exception as error:  # forged data must cost its own grade, never the run's
+                status, message = FAILED, f"malformed output ({type(error).__name__})"
             rows.append({"status": status, "message": message})
         for name in checks:
             if not any(isinstance(b, dict) and b.get("check") == name for b in shown.get(cell, [])):

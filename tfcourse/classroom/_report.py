@@ -36,7 +36,8 @@ def write_results(out: Path, outcomes: Sequence[Outcome]) -> None:
         writer.writeheader()
         for outcome in _sorted(outcomes):
             for row in outcome.rows:
-                writer.writerow({"student": outcome.student, "notebook": outcome.notebook, **row})
+                row = {"student": outcome.student, "notebook": outcome.notebook, **row}
+                writer.writerow({key: _cell(value) for key, value in row.items()})
 
 
 def write_summary(path: Path, outcomes: Sequence[Outcome]) -> None:
@@ -57,9 +58,17 @@ def write_summary(path: Path, outcomes: Sequence[Outcome]) -> None:
                     "not_attempted": statuses.count(NOT_ATTEMPTED),
                     "not_graded": len(statuses)
                     - sum(statuses.count(s) for s in (PASSED, FAILED, ERROR, NOT_ATTEMPTED)),
-                    "problems": " | ".join(outcome.problems),
+                    "problems": _cell(" | ".join(outcome.problems)),
                 }
             )
+
+
+def _cell(value: object) -> object:
+    """A CSV value a spreadsheet shows as text: one that starts like a formula (``=``, ``+``,
+    ``-``, ``@``, a tab or a carriage return: a student's message could) gets a leading ``'``."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def write_feedback(folder: Path, outcomes: Sequence[Outcome]) -> list[Path]:

@@ -33,6 +33,8 @@ from tfcourse.notebooks._execute import _CurrentEnvKernelSpecs
 FENCE = Path(__file__).parent / "_sandbox"
 #: The most outputs a check cell keeps (its probes' observations among them).
 _MAX_PROBES = 4 * MAX_CALLS
+#: The most characters of probe outputs a submission sends the grader, in all.
+_MAX_PROBE_TOTAL = 64_000_000
 
 
 class _CappedClient(NotebookClient):
@@ -152,14 +154,22 @@ def _report(nb: nbformat.NotebookNode, key: str) -> list[dict[str, Any]] | None:
 
 
 def _probes(nb: nbformat.NotebookNode, cells: frozenset[int]) -> list[dict[str, Any]]:
-    """What the probes in the check cells `cells` showed, for the grader's judges."""
-    return [
-        {"cell": index, "bundle": output["data"][PROBE_MIME]}
-        for index in sorted(cells)
-        if index < len(nb.cells)
-        for output in nb.cells[index].get("outputs", [])
-        if PROBE_MIME in output.get("data", {})
-    ]
+    """What the probes in the check cells `cells` showed, for the grader's judges: at most
+    `_MAX_PROBES` outputs a cell, `MAX_OBSERVATION` characters each and `_MAX_PROBE_TOTAL` in all
+    (an output replaced through its display id bypasses the client's cap: it is measured here).
+    """
+    found, total = [], 0
+    for index in sorted(cells):
+        if index >= len(nb.cells):
+            continue
+        outputs = [o for o in nb.cells[index].get("outputs", []) if PROBE_MIME in o.get("data", {})]
+        for output in outputs[:_MAX_PROBES]:
+            size = len(json.dumps(output["data"][PROBE_MIME]))
+            if size > MAX_OBSERVATION or total + size > _MAX_PROBE_TOTAL:
+                continue
+            total += size
+            found.append({"cell": index, "bundle": output["data"][PROBE_MIME]})
+    return found
 
 
 def _errors(nb: nbformat.NotebookNode) -> list[dict[str, Any]]:

@@ -94,30 +94,59 @@ def encode(value: Any) -> Any:
     raise TypeError(f"a probe may only send plain data, not {type(value).__name__}")
 
 
-def decode(value: Any) -> Any:
+#: How deep a probe's data may nest (lists and dicts): far more than any probe needs.
+MAX_DEPTH = 32
+
+
+def decode(value: Any, *, depth: int = 0) -> Any:
     """The data `encode` made, from parsed JSON; arrays are loaded without pickle.
 
+    An array is loaded only when its header's shape and dtype account exactly for the bytes that
+    follow, so a forged header cannot make the grader allocate more than was sent.
+
     Raises:
-        BadObservation: If `value` holds anything `encode` never makes.
+        BadObservation: If `value` holds anything `encode` never makes, nests deeper than
+            `MAX_DEPTH`, or holds an array whose header does not match its data.
     """
+    if depth > MAX_DEPTH:
+        raise BadObservation(f"data nested more than {MAX_DEPTH} deep")
     if value is None or isinstance(value, (bool, str, int, float)):
         return value
     if isinstance(value, list):
-        return [decode(item) for item in value]
+        return [decode(item, depth=depth + 1) for item in value]
     if isinstance(value, dict):
         if set(value) == {"__ndarray__"}:
-            try:
-                raw = base64.b64decode(str(value["__ndarray__"]), validate=True)
-                array = np.load(io.BytesIO(raw), allow_pickle=False)
-            except (ValueError, OSError, EOFError) as error:
-                raise BadObservation(f"an array that does not load ({error})") from None
-            if not isinstance(array, np.ndarray) or array.dtype.kind not in "biufc":
-                raise BadObservation("an array of something other than numbers")
-            return array
+            return _array(value["__ndarray__"])
         if "__ndarray__" in value:
             raise BadObservation("an array with extra keys")
-        return {str(key): decode(item) for key, item in value.items()}
+        return {str(key): decode(item, depth=depth + 1) for key, item in value.items()}
     raise BadObservation(f"a value of type {type(value).__name__}")
+
+
+def _array(text: Any) -> np.ndarray:
+    """An array from base64 `.npy` bytes: numbers only, native order, header true to the data."""
+    try:
+        raw = base64.b64decode(str(text), validate=True)
+        stream = io.BytesIO(raw)
+        version = np.lib.format.read_magic(stream)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"unknown .npy version {version}")
+        read_header = getattr(np.lib.format, f"read_array_header_{version[0]}_0")
+        shape, _fortran, dtype = read_header(stream)
+        if dtype.kind not in "biufc" or dtype.hasobject or dtype.byteorder not in "=|<":
+            raise BadObservation("an array of something other than numbers")
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if count < 0 or count * dtype.itemsize != len(raw) - stream.tell():
+            raise BadObservation("an array whose header does not match its data")
+        stream.seek(0)
+        array = np.load(stream, allow_pickle=False)
+    except BadObservation:
+        raise
+    except (ValueError, TypeError, OSError, EOFError, MemoryError, OverflowError) as error:
+        raise BadObservation(f"an array that does not load ({type(error).__name__})") from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biufc":
+        raise BadObservation("an array of something other than numbers")
+    return array
 
 
 #: The key under which a probe records a failure for its judge to raise in its turn.
@@ -271,20 +300,26 @@ class TwoPartCheck:
         if not isinstance(bundle, dict) or bundle.get("check") != self.name:
             return FAILED, "the check's output is not one this check makes"
         status, message = bundle.get("status"), _one_line(str(bundle.get("message", "")))
+        if not isinstance(status, str):
+            return FAILED, "the check's output has a status that no probe sends"
         if status in (FAILED, NOT_ATTEMPTED, ERROR):
-            return str(status), message
+            return status, message
         if status != "observed":
             return FAILED, "the check's output has a status that no probe sends"
-        if bundle.get("seed") not in seeds:
+        seed = bundle.get("seed")
+        if type(seed) is not int or seed not in seeds:
             return FAILED, "the check ran on inputs that the grader did not choose"
         judge = self.judge()
         if judge is None:
             return ERROR, f"the grader has no judge for {self.name}: install the full course"
         try:
             observed = decode(bundle.get("observed"))
-        except BadObservation as error:
+        except (BadObservation, RecursionError) as error:
             return FAILED, f"the check's observations were malformed: {error}"
-        return _outcome(lambda _: judge(observed, int(bundle["seed"])), True)
+        status, message = _outcome(lambda _: judge(observed, seed), True)
+        if status == ERROR:  # forged data a judge did not expect: not the course's bug to report
+            return FAILED, f"the check's observations were malformed ({message[:200]})"
+        return status, message
 
 
 def two_part(

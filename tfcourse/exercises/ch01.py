@@ -55,23 +55,28 @@ def check_derivative(
     seen = []
     for label, x in DERIVATIVE_CASES:
         points: list[float] = []
+        calls: list[int] = []
         name = f"derivative({label})"
         answer = call(
-            derivative, _recording(_tf_function(label), points), tf.constant(x), name=name
+            derivative, _recording(_tf_function(label), points, calls), tf.constant(x), name=name
         )
         if answer is None:
             raise Wrong(
                 f"{name} returned None: the tape did not watch x. x is a constant, "
                 "not a Variable, so call tape.watch(x) before computing f(x)."
             )
-        seen.append({"value": to_numpy(answer, name=name), "points": points})
+        seen.append({"value": to_numpy(answer, name=name), "points": points, "calls": len(calls)})
     return seen
 
 
-def _recording(f: Callable[[Any], Any], points: list[float]) -> Callable[[Any], Any]:
-    """`f`, noting each eager point it is evaluated at (a finite difference evaluates two)."""
+def _recording(
+    f: Callable[[Any], Any], points: list[float], calls: list[int]
+) -> Callable[[Any], Any]:
+    """`f`, noting each call, and each eager point it is evaluated at (a finite difference
+    evaluates two; inside a `tf.function` its points have no value, but its calls count)."""
 
     def recorded(x: Any) -> Any:
+        calls.append(1)
         with contextlib.suppress(Exception):  # a symbolic x, inside a tf.function, has no value
             points.extend(np.asarray(x.numpy(), np.float64).ravel().tolist())
         return f(x)
@@ -111,7 +116,7 @@ def check_make_scale(make_scale: Callable[[], Any], seed: int) -> dict[str, Any]
     import tensorflow as tf
 
     scale = call(make_scale, name="make_scale()")
-    if not hasattr(scale, "experimental_get_tracing_count"):
+    if not isinstance(scale, tf.types.experimental.GenericFunction):
         raise Wrong(
             f"make_scale() should return a tf.function, but returned {type(scale).__name__}. "
             "Decorate the inner function with @tf.function."

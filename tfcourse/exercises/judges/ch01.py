@@ -16,7 +16,7 @@ from tfcourse.exercises.ch01 import (
     UPSTREAM,
     regression_data,
 )
-from tfcourse.exercises.judges._observed import array, field, items, settled
+from tfcourse.exercises.judges._observed import _MALFORMED, array, field, items, settled
 
 #: f and df/dx of each of 01.1's functions, in NumPy.
 _EXACT = {
@@ -35,6 +35,13 @@ def derivative(observed: Any, seed: int) -> str:
         value = array(field(one, "value"))
         points = [float(p) for p in items(field(one, "points", list), kind=(int, float))]
         elsewhere = [p for p in points if not np.isclose(p, x, rtol=1e-6)]
+        calls = field(one, "calls", int)
+        if calls > 1 and not elsewhere:
+            raise Wrong(
+                f"{name} called f {calls} times: a finite difference evaluates it twice, an "
+                "approximation, even inside a tf.function. Record f(x) once on a "
+                "tf.GradientTape and return tape.gradient(y, x)."
+            )
         if elsewhere:
             raise Wrong(
                 f"{name} evaluated f at {elsewhere[0]:.6g} as well as at x = {x:g}: that is a "
@@ -82,6 +89,8 @@ def make_scale(observed: Any, seed: int) -> str:
         label = f"scale(x of length {length}, {factor})"
         expect_close(array(result), np.arange(length) * factor, name=label)
     traces = field(observed, "traces", int)
+    if isinstance(traces, bool) or traces < 1:
+        raise Wrong(_MALFORMED.format("a trace count below 1 after 5 calls"))
     if traces > 1:
         raise Wrong(
             f"scale traced {traces} times for 5 calls. A new shape retraces: give the function an "

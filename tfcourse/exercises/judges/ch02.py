@@ -322,9 +322,11 @@ def fast_pipeline(observed: Any, seed: int) -> str:
             f"{len(slow_labels)}; it must produce the same examples, in any order."
         )
     _expect_same_content(fast_labels, fast_content, slow_labels, slow_content)
+    goal = max(float(field(observed, "min_speedup", (int, float))), MIN_SPEEDUP)
+    if not all(math.isfinite(t) and t > 0 for t in [*slow_seconds, *fast_seconds, goal]):
+        raise Wrong(_MALFORMED.format("timings that are not positive, finite seconds"))
     ratio = sum(slow_seconds[1:]) / sum(fast_seconds[1:])
     first = slow_seconds[0] / fast_seconds[0]
-    goal = max(float(field(observed, "min_speedup", (int, float))), MIN_SPEEDUP)
     if ratio < goal:
         hint = (
             " Op determinism is on, and it runs stateful map functions (py_function, random ops) "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +32,7 @@ from tfcourse.exercises.ch04 import (
     _sample_plan,
     _sample_seeds,
 )
-from tfcourse.exercises.judges._observed import array, field, items
+from tfcourse.exercises.judges._observed import _MALFORMED, array, field, items
 
 
 # 04.1 -------------------------------------------------------------------------------------------
@@ -131,7 +132,10 @@ def name_classifier(observed: Any, seed: int) -> str:
     logits independent of its batch."""
     from tfcourse import data
 
-    if field(observed, "seconds", (int, float)) > probes.TRAINING_SECONDS:
+    seconds = field(observed, "seconds", (int, float))
+    if not math.isfinite(seconds) or seconds < 0:
+        raise Wrong(_MALFORMED.format("a training time that is not a number of seconds"))
+    if seconds > probes.TRAINING_SECONDS:
         raise Wrong(
             f"train_name_classifier ran for more than {probes.TRAINING_SECONDS:g} s, the time "
             "limit, and was stopped: train for fewer epochs or a smaller model, and check that "

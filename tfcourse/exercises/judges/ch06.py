@@ -14,6 +14,7 @@ from tfcourse.exercises._expect import expect_close
 from tfcourse.exercises._framework import NotAttempted, Wrong, _describe
 from tfcourse.exercises.ch06 import (
     BUCKET_CASES,
+    HLO_LINE_LIMIT,
     _activation_inputs,
     _bucket_call_name,
     _bucket_inputs,
@@ -98,14 +99,15 @@ def _reference_hlo(fn: Any, x: Any, platform: str) -> tuple[str, bool]:
         return compiled(stage="optimized_hlo"), False
 
 
-_INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%\S+ = \S+ ([a-z][a-z0-9-]*)\(([^)]*)\)", re.M)
+_INSTRUCTION = re.compile(r"[ \t]*(?:ROOT )?%[^\s=]+ = [^\s=]+ ([a-z][a-z0-9-]*)\(([^)]*)\)")
 
 
 def _instructions(hlo: str, *, exact: bool) -> collections.Counter[str]:
     """Each instruction's opcode, with the value of each constant: what the HLO computes (all of
     them when `exact`, else those that compute rather than arrange data)."""
     found: collections.Counter[str] = collections.Counter()
-    for opcode, operands in _INSTRUCTION.findall(hlo):
+    lines = (line for line in hlo.splitlines() if len(line) <= HLO_LINE_LIMIT)
+    for opcode, operands in (m.groups() for line in lines if (m := _INSTRUCTION.match(line))):
         if exact or opcode not in _LAYOUT_OPCODES:
             found[f"constant({operands})" if opcode == "constant" else opcode] += 1
     return found
