@@ -7,6 +7,7 @@ import pytest
 from answers import MISBEHAVING, assert_result, assert_survives, not_written, raises
 
 from tfcourse.exercises import _learner, ch06
+from tfcourse.exercises._framework import Wrong
 
 
 # 06.1 optimized_hlo ------------------------------------------------------------------------------
@@ -358,6 +359,93 @@ def test_check_fused_activation_fails_an_answer_below_the_floor(tf, monkeypatch)
     monkeypatch.setattr(ch06, "FUSED_SPEEDUP_FLOOR", 1_000.0)
     result = ch06.check_fused_activation(fused(tf))
     assert_result(result, "failed", "the goal is 1000.0x")
+
+
+def observed_06_4(answer):
+    """What 06.4's probe reports for `answer` (as the grader receives it, before judging)."""
+    from tfcourse.exercises._split import decode, encode
+
+    return decode(encode(ch06.check_fused_activation.probe(answer, seed=1)))
+
+
+def judge_06_4(observed):
+    from tfcourse.exercises.judges import ch06 as judges
+
+    try:
+        return "passed", judges.fused_activation(observed, 1)
+    except Wrong as wrong:
+        return "failed", str(wrong)
+
+
+def test_06_4_sends_a_graph_and_no_timing_of_its_own(tf):
+    observed = observed_06_4(fused(tf))
+    assert set(observed) == {"dtype", "value", "graph"}
+    assert observed["graph"]["graph_def"].dtype == np.uint8
+    assert judge_06_4(observed)[0] == "passed"
+
+
+def test_06_4_judge_runs_the_graph_it_was_sent_not_the_kernels_values(tf):
+    """The kernel's values are right, its graph is not: the judge's own run of the graph decides."""
+    forged = observed_06_4(fused(tf))
+    forged["graph"] = observed_06_4(fused(tf, low=-0.1))["graph"]
+    status, message = judge_06_4(forged)
+    assert status == "failed" and "fast_activation's graph, run by the check" in message
+
+
+def test_06_4_a_captured_tensor_is_folded_into_the_graph(tf):
+    """A constant made outside the function is a captured input; the probe folds it in."""
+    slope = tf.constant(1.702)
+
+    @tf.function(jit_compile=True)
+    def fast_activation(x):
+        clipped = tf.clip_by_value(x * tf.sigmoid(slope * x), -3.0, 3.0)
+        return tf.tanh(clipped / (1.0 + tf.abs(clipped))) * 0.5 + 0.1 * x
+
+    assert_result(ch06.check_fused_activation(fast_activation), "passed", "compiles to 1 fusion")
+
+
+def test_06_4_judge_never_runs_a_graph_that_writes_a_file(tf, tmp_path):
+    target = tmp_path / "written"
+
+    @tf.function(jit_compile=True)
+    def writes(x):
+        tf.io.write_file(str(target), "pwned")
+        return x
+
+    observed = observed_06_4(fused(tf))
+    observed["graph"] = ch06._exported(writes)
+    status, message = judge_06_4(observed)
+    assert status == "failed" and "uses the op WriteFile" in message
+    assert not target.exists()
+
+
+def test_06_4_judge_checks_a_constants_shape_before_it_loads_it(tf):
+    """One value with a shape of 10^12 would be broadcast to 4 TB if loaded first."""
+    observed = observed_06_4(fused(tf))
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString(observed["graph"]["graph_def"].tobytes())
+    const = next(node for node in graph_def.node if node.op == "Const")
+    const.attr["value"].tensor.tensor_shape.dim.add().size = 10**12
+    observed["graph"]["graph_def"] = np.frombuffer(graph_def.SerializeToString(), np.uint8)
+    status, message = judge_06_4(observed)
+    assert status == "failed" and "holds a constant of shape [1000000000000]" in message
+
+
+@pytest.mark.parametrize(
+    ("graph", "fragment"),
+    [
+        ({"graph_def": np.arange(40, dtype=np.uint8), "output": "Identity:0"}, "does not parse"),
+        ({"graph_def": np.zeros(300_000, np.uint8), "output": "Identity:0"}, "256,000 bytes"),
+        ({"graph_def": np.zeros(4, np.float32), "output": "Identity:0"}, "256,000 bytes"),
+        ({"graph_def": np.zeros(0, np.uint8), "output": "Identity:0"}, "with 0 inputs"),
+        ({"output": "Identity:0"}, "no 'graph_def'"),
+    ],
+)
+def test_06_4_judge_fails_a_malformed_graph(tf, graph, fragment):
+    observed = observed_06_4(fused(tf))
+    observed["graph"] = graph
+    status, message = judge_06_4(observed)
+    assert status == "failed" and fragment in message
 
 
 def test_slow_activation_is_what_the_notebook_describes(tf):

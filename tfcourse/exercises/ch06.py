@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from tfcourse.exercises._expect import to_numpy
-from tfcourse.exercises._framework import NotAttempted, Wrong, _describe
+from tfcourse.exercises._framework import NotAttempted, Wrong, _describe, _one_line
 from tfcourse.exercises._learner import call, learner_code
 from tfcourse.exercises._split import FAILURE, deferred, two_part
 
@@ -330,7 +330,8 @@ def check_xla_speedup(xla_speedup: Any, predict_winner: Any = None, *, seed: int
     """Check `xla_speedup(fn, x)` (the `tf.function` time over the jit-compiled time, warm) on
     `many_small_steps` ("a"), `one_big_op` ("b") and a small function of the check's own: it must
     run `fn` in a `tf.function` and under XLA, each more than once, never eagerly, and its ratio
-    must agree with the check's own interleaved measurement, within a tolerance; then
+    must agree with the judge's own interleaved measurement, made in the judge's process (the
+    grader's, when grading), within a tolerance; then
     `predict_winner()`, the guess made before measuring.
 
     Called as ``check_xla_speedup(xla_speedup, predict_winner)``.
@@ -346,11 +347,7 @@ def check_xla_speedup(xla_speedup: Any, predict_winner: Any = None, *, seed: int
 
 
 def _measured(xla_speedup: Callable[..., Any], fn: Callable[[Any], Any], x: Any) -> Any:
-    """`xla_speedup(fn, x)`, how it ran fn, and the check's own timings of the same comparison."""
-    import tensorflow as tf
-
-    from tfcourse.bench import time_interleaved
-
+    """`xla_speedup(fn, x)` and how it ran fn (the judge makes its own timings to compare)."""
     name = f"xla_speedup({fn.__name__}, x)"
     recorder = _RunRecorder(fn)
     value = call(xla_speedup, recorder, x, name=name)
@@ -364,13 +361,6 @@ def _measured(xla_speedup: Callable[..., Any], fn: Callable[[Any], Any], x: Any)
         "xla": recorder.count("xla"),
         "traced_shapes": sorted([list(shape) for shape in recorder.traced_shapes], key=str),
     }
-    # The check's own measurement, on this machine, now: a speed-up is only comparable with one
-    # measured on the same hardware under the same load, so this timing stays in the kernel.
-    graph, xla = tf.function(fn, jit_compile=False), tf.function(fn, jit_compile=True)
-    timings = time_interleaved(
-        {"graph": lambda: graph(x), "xla": lambda: xla(x)}, warmup=2, repeat=9, number=3
-    )
-    observed["own"] = {timing.name: list(timing.seconds) for timing in timings}
     return observed
 
 
@@ -414,7 +404,11 @@ def _activation_inputs() -> tuple[Any, Any]:
 @two_part("06.4", "fuse a slow custom op chain")
 def check_fused_activation(fast_activation: Any, seed: int) -> dict[str, Any]:
     """Check `fast_activation`: a `tf.function(jit_compile=True)` equal to `slow_activation` that
-    XLA compiles into one fusion and that runs `FUSED_SPEEDUP_FLOOR` times faster, timed here."""
+    XLA compiles into one fusion and that runs `FUSED_SPEEDUP_FLOOR` times faster.
+
+    Observes its dtype and values on 1,001 points, and its graph (`_exported`): the judge runs,
+    compiles and times that graph in its own process, so no timing comes from the learner's kernel.
+    """
     if fast_activation is None:
         raise NotAttempted
     if not _is_tf_function(fast_activation):
@@ -424,48 +418,41 @@ def check_fused_activation(fast_activation: Any, seed: int) -> dict[str, Any]:
         )
     if getattr(fast_activation, "_jit_compile", None) is not True:
         raise Wrong("fast_activation is a tf.function without XLA: pass jit_compile=True.")
-    small, big = _activation_inputs()
+    small, _ = _activation_inputs()
     result = _run_fused(fast_activation, small)
     dtype = getattr(result, "dtype", None)
     observed: dict[str, Any] = {
         "dtype": None if dtype is None else str(getattr(dtype, "name", dtype)),
         "value": deferred(lambda: to_numpy(result, name="fast_activation(x)")),
-        "hlo": None,
-        "timings": None,
+        "graph": None,
     }
     if not _failed(observed):
-        observed["hlo"] = deferred(lambda: _compiled(fast_activation, big))
-    if not _failed(observed):
-        observed["timings"] = deferred(lambda: _timed(fast_activation, big))
+        observed["graph"] = deferred(lambda: _exported(fast_activation))
     return observed
 
 
-def _compiled(fast_activation: Any, big: Any) -> str:
-    with learner_code("compiling fast_activation"):
-        hlo = fast_activation.experimental_get_compiler_ir(big)(stage="optimized_hlo")
-    if not isinstance(hlo, str):
-        raise Wrong(f"compiling fast_activation gave {_describe(hlo)}, not HLO text")
-    return str(hlo)
-
-
-def _timed(fast_activation: Any, big: Any) -> dict[str, list[float]]:
-    """`slow_activation` and `fast_activation` on 2M values, in turns: seconds per call, by name.
-
-    Timed here, in the learner's process: a speed-up means something only on one machine.
-    """
+def _exported(fast_activation: Any) -> dict[str, Any]:
+    """fast_activation's graph for a float32 vector of any length, with the tensors it captures
+    folded in as constants: a serialized `GraphDef` (bytes as uint8) and its output's name."""
     import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
 
-    import tfcourse
-
-    slow = tf.function(slow_activation)
-    with learner_code("timing fast_activation against slow_activation", seconds=60):
-        timings = tfcourse.time_interleaved(
-            {"slow": lambda: slow(big), "fast": lambda: fast_activation(big)},
-            warmup=1,
-            repeat=5,
-            number=3,
-        )
-    return {timing.name: list(timing.seconds) for timing in timings}
+    with learner_code("tracing fast_activation for a float32 vector of any length"):
+        concrete = fast_activation.get_concrete_function(tf.TensorSpec([None], tf.float32))
+    try:
+        frozen = convert_variables_to_constants_v2(concrete)
+    except (ValueError, TypeError, tf.errors.OpError) as error:
+        cause = _one_line(str(error), limit=200)
+        raise Wrong(f"fast_activation's graph could not be exported: {cause}") from None
+    if len(frozen.outputs) != 1:
+        raise Wrong(f"fast_activation returns {len(frozen.outputs)} tensors: return one.")
+    serialized = frozen.graph.as_graph_def().SerializeToString()
+    return {
+        "graph_def": np.frombuffer(serialized, np.uint8).copy(),
+        "output": frozen.outputs[0].name,
+    }
 
 
 def _run_fused(fast_activation: Any, x: Any) -> Any:
