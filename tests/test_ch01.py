@@ -2,9 +2,23 @@
 
 import numpy as np
 import pytest
-from answers import assert_result, not_written, raises
+from answers import (
+    SEED,
+    assert_result,
+    assert_result_on,
+    assert_seeded,
+    not_written,
+    raises,
+)
 
 from tfcourse.exercises import ch01
+
+
+@pytest.fixture
+def seeded(monkeypatch):
+    """Checks run on the inputs of `SEED`, which expected messages name."""
+    monkeypatch.setenv("TFCOURSE_PROBE_SEED", str(SEED))
+    return SEED
 
 
 # 01.1 derivative ---------------------------------------------------------------------------------
@@ -49,18 +63,42 @@ def unwatched(f, x):
         (raises, "failed", "raised RuntimeError: oops"),
         (unwatched, "failed", "call tape.watch(x)"),
         (lambda f, x: f(x), "failed", "returned f(x) itself"),
-        (lambda f, x: -derivative(f, x), "failed", "is -12, expected 12"),
-        (lambda f, x: 2 * derivative(f, x), "failed", "is 24, expected 12"),
+        (lambda f, x: -derivative(f, x), "failed", "is -{cube}, expected {cube}"),
+        (lambda f, x: 2 * derivative(f, x), "failed", "is {twice}, expected {cube}"),
         (lambda f, x: "slope", "failed", "should be a Tensor or array of numbers"),
-        (finite_difference, "failed", "evaluated f at 2.01 as well as at x = 2: that is a finite"),
+        (finite_difference, "failed", "evaluated f at {nudged} as well as at x = {x:g}: that is a"),
         (lambda f, x: (f(x + 1e-3) - f(x)) / 1e-3, "failed", "a finite difference"),
-        (lambda f, x: 3 * x**2, "failed", "derivative(sin(x) * x at 1.5) is 6.75"),
-        (lambda f, x: x, "failed", "is 2, expected 12"),
-        (lambda f, x: derivative(f, x + 1), "failed", "evaluated f at 3"),
+        (lambda f, x: 3 * x**2, "failed", "derivative(sin(x) * x at {x_sin}) is {cube_at_x_sin}"),
+        (lambda f, x: x, "failed", "is {x:g}, expected {cube}"),
+        (lambda f, x: derivative(f, x + 1), "failed", "evaluated f at {x_plus_1:g}"),
     ],
 )
-def test_check_derivative(tf, answer, status, fragment):
-    assert_result(ch01.check_derivative(answer), status, fragment)
+def test_check_derivative(tf, seeded, answer, status, fragment):
+    (_, x), (_, x_sin), _ = ch01._derivative_cases(seeded)
+    facts = {
+        "x": x,
+        "cube": f"{3 * x**2:.6g}",
+        "twice": f"{6 * x**2:.6g}",
+        "nudged": f"{float(np.float32(x) + np.float32(1e-2)):.6g}",
+        "x_sin": x_sin,
+        "cube_at_x_sin": f"{3 * x_sin**2:.6g}",
+        "x_plus_1": x + 1,
+    }
+    assert_result_on(ch01.check_derivative(answer), status, fragment, facts)
+
+
+def test_every_point_01_1_draws_keeps_the_derivative_clear_of_wrong_answers():
+    """Away from 0, f(x), x and the other functions' derivatives, by 10%: a wrong answer never
+    coincides with the right one, and f(x) is never mistaken for it."""
+    from tfcourse.exercises.judges.ch01 import _EXACT
+
+    assert set(_EXACT) == set(ch01.DERIVATIVE_POINTS)
+    for function, intervals in ch01.DERIVATIVE_POINTS.items():
+        f, df = _EXACT[function]
+        for low, high in intervals:
+            for x in np.arange(low, high + 1e-9, 0.125):
+                wrong = [0.0, f(x), x, *(d(x) for g, (_, d) in _EXACT.items() if g != function)]
+                assert min(abs(df(x) - w) for w in wrong) >= 0.1 * abs(df(x)), (function, x)
 
 
 # 01.2 train_step ---------------------------------------------------------------------------------
@@ -187,12 +225,22 @@ def make_scale_with(tf, **options):
         (
             lambda tf: lambda: tf.function(lambda v, factor: v * 2.0),
             "failed",
-            "off by a factor of 4",
+            "scale(x of length {length}, {factor}) is off by a factor of {ratio}",
         ),
     ],
 )
-def test_check_make_scale(tf, make_answer, status, fragment):
-    assert_result(ch01.check_make_scale(make_answer(tf)), status, fragment)
+def test_check_make_scale(tf, seeded, make_answer, status, fragment):
+    cases = ch01._scale_cases(seeded)
+    length, factor = next((n, f) for n, f in cases if f != 2.0)
+    facts = {"length": length, "factor": factor, "ratio": f"{2.0 / factor:.4g}"}
+    assert_result_on(ch01.check_make_scale(make_answer(tf)), status, fragment, facts)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_scale_calls_have_different_lengths_and_factors_never_0_or_1(seed):
+    lengths, factors = zip(*ch01._scale_cases(seed), strict=True)
+    assert len(set(lengths)) == len(set(factors)) == 5 and min(lengths) >= 3
+    assert not {0.0, 1.0} & set(factors)
 
 
 # 01.4 log_sum_exp --------------------------------------------------------------------------------
@@ -233,11 +281,11 @@ def notebook_solution(tf):
         (lambda tf: raises, "failed", "raised RuntimeError"),
         (lambda tf: lambda x: tf.math.log(tf.reduce_sum(tf.exp(x))), "failed", "exp overflowed"),
         (lambda tf: lambda x: tf.exp(x), "failed", "should return a scalar"),
-        (lambda tf: lambda x: stable(x) + 1.0, "failed", "is 4.40761, expected 3.40761"),
+        (lambda tf: lambda x: stable(x) + 1.0, "failed", "is {plus_one}, expected {exact}"),
         (
             lambda tf: custom(tf, lambda up, x, v: up * tf.ones_like(x)),
             "failed",
-            "the gradient at [1.0, 2.0, 3.0] (times 2.5)",
+            "the gradient at {ordinary} (times 2.5)",
         ),
         (lambda tf: custom(tf, lambda up, x, v: tf.nn.softmax(x)), "failed", "ignores `upstream`"),
         (lambda tf: custom(tf, lambda up, x, v: tf.exp(x - v)), "failed", "ignores `upstream`"),
@@ -253,13 +301,62 @@ def notebook_solution(tf):
             "contains NaN or infinity: exp overflowed in the backward pass",
         ),
         (lambda tf: custom(tf, lambda up, x, v: -up * tf.nn.softmax(x)), "failed", "wrong sign"),
-        (lambda tf: custom(tf, lambda up, x, v: up), "failed", "shape (), expected (3,)"),
+        (lambda tf: custom(tf, lambda up, x, v: up), "failed", "shape (), expected ({length},)"),
         (lambda tf: lambda x: float(stable(x)), "failed", "returned float; build a Tensor"),
         (lambda tf: lambda x: tf.constant(np.log(np.exp(x.numpy()).sum())), "failed", "is None"),
     ],
 )
-def test_check_log_sum_exp(tf, make_answer, status, fragment):
-    assert_result(ch01.check_log_sum_exp(make_answer(tf)), status, fragment)
+def test_check_log_sum_exp(tf, seeded, make_answer, status, fragment):
+    cases = ch01._log_sum_exp_cases(seeded)
+    ordinary = cases[0]
+    exact = np.logaddexp.reduce(np.asarray(ordinary, np.float64))
+    facts = {
+        "exact": f"{exact:.6g}",
+        "plus_one": f"{exact + 1:.6g}",
+        "ordinary": ordinary,
+        "length": len(ordinary),
+    }
+    assert_result_on(ch01.check_log_sum_exp(make_answer(tf)), status, fragment, facts)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_log_sum_exp_inputs_keep_an_overflow_an_underflow_and_a_2000_spread(seed):
+    ordinary, high, low, spread = (np.asarray(v) for v in ch01._log_sum_exp_cases(seed))
+    assert np.abs(ordinary).max() <= 4 and len(ordinary) >= 2
+    assert high.min() > 89 and np.ptp(high) < 10  # exp overflows float32; x - min(x) does not
+    assert low.max() < -104 and np.ptp(low) < 10  # exp underflows to 0 in float32
+    assert spread.max() - spread.mean() > 89 and np.ptp(spread) == 2000  # the mean or min overflow
+
+
+# Inputs drawn from the check's seed ---------------------------------------------------------------
+def make_scale():
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.float32)]
+    return tf.function(lambda v, factor: v * factor, input_signature=signature)
+
+
+#: A right answer to each of chapter 01's checks, all of which draw their inputs from the seed.
+SEEDED = {
+    "01.1": (ch01.check_derivative, derivative),
+    "01.2": (ch01.check_train_step, train_step),
+    "01.3": (ch01.check_make_scale, make_scale),
+    "01.4": (ch01.check_log_sum_exp, stable),
+}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_right_answers_pass_for_every_seed(tf, monkeypatch, seed):
+    monkeypatch.setenv("TFCOURSE_PROBE_SEED", str(seed))
+    for check, answer in SEEDED.values():
+        assert_result(check(answer), "passed", "")
+    assert_result(ch01.check_log_sum_exp(notebook_solution(tf)), "passed", "")
+
+
+@pytest.mark.parametrize("exercise", sorted(SEEDED))
+def test_inputs_differ_by_seed_and_another_seeds_observations_fail(tf, exercise):
+    """A replay: what a right answer showed for one seed does not pass the judge of another."""
+    assert_seeded(*SEEDED[exercise])
 
 
 def test_a_finite_difference_inside_tf_function_and_a_fake_tf_function_are_caught(tf):

@@ -71,7 +71,7 @@ def right_counts(dataset):
     return np.bincount([int(label) for _, label in dataset], minlength=10)
 
 
-def test_the_grader_judges_a_probes_output_and_only_the_judge_can_pass_it(tf):
+def test_the_grader_judges_a_probes_output_and_only_the_judge_can_pass_it(tf, monkeypatch):
     check, seed = ch00.check_count_labels, seed_for("secret", ch00.check_count_labels.name, 0)
     seeds = {seed}
     assert check.judge_bundle(_bundle(check, right_counts, seed), seeds)[0] == "passed"
@@ -87,7 +87,11 @@ def test_the_grader_judges_a_probes_output_and_only_the_judge_can_pass_it(tf):
         status, message = check.judge_bundle(bundle, seeds)
         assert status == "failed", (why, message)
     wrong = _bundle(check, lambda d: right_counts(d)[:9], seed)
+    monkeypatch.setenv("TFCOURSE_PROBE_SEED", str(seed))  # the same inputs, so the same message
     assert check.judge_bundle(wrong, seeds) == check_failure(check, lambda d: right_counts(d)[:9])
+    another = _bundle(check, right_counts, seed_for("secret", check.name, 1))
+    status, message = check.judge_bundle({**another, "seed": seed}, seeds)
+    assert status == "failed", "a right answer's output for other inputs passed"
 
 
 def check_failure(check, answer):
@@ -131,6 +135,8 @@ def test_in_a_graded_kernel_a_check_shows_only_its_observations(tf, monkeypatch,
 def test_without_the_judges_a_failure_the_probe_deferred_is_still_shown(tf, monkeypatch):
     from tfcourse.exercises import ch01
 
+    monkeypatch.setenv("TFCOURSE_PROBE_SEED", "5")  # the message names the drawn input
+    overflow = ch01._log_sum_exp_cases(5)[1]
     monkeypatch.setitem(sys.modules, _split.JUDGES, None)
     for name in [m for m in sys.modules if m.startswith(_split.JUDGES + ".")]:
         monkeypatch.delitem(sys.modules, name)
@@ -139,7 +145,7 @@ def test_without_the_judges_a_failure_the_probe_deferred_is_still_shown(tf, monk
         return "overflow" if float(tf.reduce_max(x)) > 100 else tf.reduce_logsumexp(x)
 
     result = ch01.check_log_sum_exp(log_sum_exp)
-    assert result.status == "failed" and "log_sum_exp([1000.0, 1001.0, 999.0])" in result.message
+    assert result.status == "failed" and f"log_sum_exp({overflow})" in result.message
 
 
 def _forged_header_array():

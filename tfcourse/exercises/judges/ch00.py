@@ -9,19 +9,28 @@ import numpy as np
 from tfcourse.exercises._expect import expect_close, expect_dtype, expect_finite, expect_shape
 from tfcourse.exercises._framework import Wrong
 from tfcourse.exercises._samples import mnist_sample
-from tfcourse.exercises.ch00 import COUNT_CASES, DRAWS, LIMITS_MIB, MATRIX, MEAN_CASE
+from tfcourse.exercises.ch00 import (
+    DRAWS,
+    MATRIX,
+    _count_cases,
+    _draw_seeds,
+    _limits_mib,
+    _mean_case,
+)
 from tfcourse.exercises.judges._observed import array, field, items
 
 _SPREAD = 4.0  # how many standard errors a right answer's statistics of draw() may stray
 
 
 def count_labels(observed: Any, seed: int) -> str:
-    """00.1: two arrays of counts, equal to ``np.bincount(labels, minlength=10)``."""
-    answers = items(observed, len(COUNT_CASES))
-    for counts, (count, missing) in zip(answers, COUNT_CASES, strict=True):
-        answer, labels = array(counts), mnist_sample(count, drop_digit=missing)[1]
+    """00.1: three arrays of counts, equal to ``np.bincount(labels, minlength=10)``."""
+    cases = _count_cases(seed)
+    answers = items(observed, len(cases))
+    for counts, (count, missing, sample_seed) in zip(answers, cases, strict=True):
+        answer = array(counts)
+        labels = mnist_sample(count, drop_digit=missing, seed=sample_seed)[1]
         name = f"count_labels(a dataset of {count} examples)"
-        if missing is not None and answer.shape == (missing,):
+        if missing is not None and answer.shape == (9,):
             raise Wrong(
                 f"{name} has shape {answer.shape}: this dataset has no {missing}s, and a digit "
                 "that is absent still needs a count of 0: np.bincount(labels, minlength=10)."
@@ -35,7 +44,7 @@ def count_labels(observed: Any, seed: int) -> str:
                 "examples: count each example exactly once, and start from zero on every call."
             )
         expect_close(answer, np.bincount(labels, minlength=10), name=name)
-    return "counted the labels of two datasets the check built, one with a digit missing."
+    return "counted the labels of three datasets the check built, two with a digit missing."
 
 
 def matmul_on(observed: Any, seed: int) -> str:
@@ -58,19 +67,22 @@ def matmul_on(observed: Any, seed: int) -> str:
 
 def draw(observed: Any, seed: int) -> str:
     """00.3: reproducible, seed-dependent, float32 standard-normal triples."""
-    seven = _one_draw(field(observed, "seven"), "draw(7)")
-    if not np.array_equal(seven, array(field(observed, "again"))):
+    same, other, _ = _draw_seeds(seed)
+    first = _one_draw(field(observed, "first"), f"draw({same})")
+    if not np.array_equal(first, array(field(observed, "again"))):
         raise Wrong(
-            "draw(7) gave different numbers on two calls: set the seed inside draw, or use a "
+            f"draw({same}) gave different numbers on two calls: set the seed inside draw, or use a "
             "stateless op such as tf.random.stateless_normal(shape, seed=[seed, 0])."
         )
-    if np.array_equal(seven, _one_draw(field(observed, "eight"), "draw(8)")):
-        raise Wrong("draw(7) and draw(8) gave the same numbers: the seed must change the draw.")
+    if np.array_equal(first, _one_draw(field(observed, "other"), f"draw({other})")):
+        raise Wrong(
+            f"draw({same}) and draw({other}) gave the same numbers: the seed must change the draw."
+        )
     draws = [array(one) for one in items(field(observed, "draws"), DRAWS)]
     if any(d.shape != (3,) for d in draws):
         raise Wrong("draw(seed) returned different shapes for different seeds; always return 3.")
     samples = np.stack(draws).astype(np.float64)
-    expect_finite(samples, name=f"draw(seed) for seeds 0-{DRAWS - 1}")
+    expect_finite(samples, name=f"draw(seed) for the check's {DRAWS:,} seeds")
     _expect_standard_normal(samples)
     return "same seed, same numbers; new seed, new numbers; standard normal, float32, shape (3,)."
 
@@ -112,8 +124,9 @@ def _expect_standard_normal(samples: np.ndarray) -> None:
 
 def gpu_memory_plan(observed: Any, seed: int) -> str:
     """00.4: two logical GPUs of `limit_mib` MiB each, for each limit."""
-    plans = items(observed, len(LIMITS_MIB), kind=list)
-    for limits, limit_mib in zip(plans, LIMITS_MIB, strict=True):
+    limits_mib = _limits_mib(seed)
+    plans = items(observed, len(limits_mib), kind=list)
+    for limits, limit_mib in zip(plans, limits_mib, strict=True):
         for limit in items(limits, 2):
             _expect_limit(limit, limit_mib, f"gpu_memory_plan({limit_mib})")
     return (
@@ -150,8 +163,8 @@ def _expect_limit(limit: Any, limit_mib: int, name: str) -> None:
 def mean_images(observed: Any, seed: int) -> str:
     """00.5: the mean image of each digit, zeros for the digit left out."""
     answer = array(observed)
-    count, left_out = MEAN_CASE
-    images, labels = mnist_sample(count, drop_digit=left_out)
+    count, left_out, sample_seed = _mean_case(seed)
+    images, labels = mnist_sample(count, drop_digit=left_out, seed=sample_seed)
     expected = np.zeros((10, 28, 28), dtype=np.float64)
     for digit in range(10):
         if (labels == digit).any():

@@ -9,29 +9,30 @@ import numpy as np
 from tfcourse.exercises._expect import expect_close
 from tfcourse.exercises._framework import Wrong
 from tfcourse.exercises.ch01 import (
-    DERIVATIVE_CASES,
     LEARNING_RATE,
-    LOG_SUM_EXP_CASES,
-    SCALE_CASES,
     UPSTREAM,
+    _derivative_cases,
+    _derivative_label,
+    _log_sum_exp_cases,
+    _scale_cases,
     regression_data,
 )
 from tfcourse.exercises.judges._observed import _MALFORMED, array, field, items, settled
 
 #: f and df/dx of each of 01.1's functions, in NumPy.
 _EXACT = {
-    "x ** 3 at 2.0": (lambda x: x**3, lambda x: 3 * x**2),
-    "sin(x) * x at 1.5": (lambda x: np.sin(x) * x, lambda x: np.cos(x) * x + np.sin(x)),
-    "exp(-x) at 0.5": (lambda x: np.exp(-x), lambda x: -np.exp(-x)),
+    "x ** 3": (lambda x: x**3, lambda x: 3 * x**2),
+    "sin(x) * x": (lambda x: np.sin(x) * x, lambda x: np.cos(x) * x + np.sin(x)),
+    "exp(-x)": (lambda x: np.exp(-x), lambda x: -np.exp(-x)),
 }
 
 
 def derivative(observed: Any, seed: int) -> str:
     """01.1: the exact derivative, from f evaluated at x only."""
-    seen = items(observed, len(DERIVATIVE_CASES))
-    for one, (label, x) in zip(seen, DERIVATIVE_CASES, strict=True):
-        f, df = _EXACT[label]
-        name = f"derivative({label})"
+    cases = _derivative_cases(seed)
+    for one, (function, x) in zip(items(observed, len(cases)), cases, strict=True):
+        f, df = _EXACT[function]
+        name = f"derivative({_derivative_label(function, x)})"
         value = array(field(one, "value"))
         points = [float(p) for p in items(field(one, "points", list), kind=(int, float))]
         elsewhere = [p for p in points if not np.isclose(p, x, rtol=1e-6)]
@@ -57,7 +58,7 @@ def derivative(observed: Any, seed: int) -> str:
 
 def train_step(observed: Any, seed: int) -> str:
     """01.2: w and b after one SGD step on MSE, and the loss before it."""
-    x, y, w0, b0 = regression_data()
+    x, y, w0, b0 = regression_data(seed)
     w, b = array(field(observed, "w")), array(field(observed, "b"))
     rate = LEARNING_RATE
     error = x @ w0 + b0 - y
@@ -84,8 +85,9 @@ def train_step(observed: Any, seed: int) -> str:
 
 def make_scale(observed: Any, seed: int) -> str:
     """01.3: x * factor for 5 calls of different lengths, traced once."""
-    results = items(field(observed, "results", list), len(SCALE_CASES))
-    for result, (length, factor) in zip(results, SCALE_CASES, strict=True):
+    cases = _scale_cases(seed)
+    results = items(field(observed, "results", list), len(cases))
+    for result, (length, factor) in zip(results, cases, strict=True):
         label = f"scale(x of length {length}, {factor})"
         expect_close(array(result), np.arange(length) * factor, name=label)
     traces = field(observed, "traces", int)
@@ -101,7 +103,8 @@ def make_scale(observed: Any, seed: int) -> str:
 
 def log_sum_exp(observed: Any, seed: int) -> str:
     """01.4: exact, stable values, and gradients equal to upstream * softmax."""
-    for one, values in zip(items(observed, len(LOG_SUM_EXP_CASES)), LOG_SUM_EXP_CASES, strict=True):
+    cases = _log_sum_exp_cases(seed)
+    for one, values in zip(items(observed, len(cases)), cases, strict=True):
         one = settled(one)
         array_in = np.asarray(values, np.float64)
         exact = array_in.max() + np.log(np.exp(array_in - array_in.max()).sum())
