@@ -1,4 +1,5 @@
-"""Suite-wide test settings: offline enforcement, and nbval's treatment of stderr."""
+"""Suite-wide test settings: offline enforcement, nbval's treatment of stderr, and how the suite's
+two pytest-xdist workers share the tests."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     # Quiet TensorFlow's C++ logs in subprocesses; they only ever reach stderr.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ[SESSION_ENV] = f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
 
 
 def pytest_collectstart(collector: pytest.Collector) -> None:
@@ -32,3 +34,40 @@ def pytest_collectstart(collector: pytest.Collector) -> None:
     """
     if hasattr(collector, "skip_compare"):
         collector.skip_compare = (*collector.skip_compare, "stderr")
+
+
+#: Test files that run whole notebooks (student releases, JupyterLab, a graded class of chapter
+#: 00). Each notebook's kernel uses every core, so these and nbval's notebooks run one at a time.
+KERNEL_FILES = frozenset({"test_release.py", "test_browser.py", "test_classroom.py"})
+#: Set in this pytest process and inherited by everything it starts (kernels, clusters, the
+#: CLI): a test that looks for processes on the machine keeps to its own
+#: (`tests/test_distributed.py`'s `worker_pids`).
+SESSION_ENV = "TFCOURSE_TEST_SESSION"
+
+
+def scope_of(nodeid: str) -> str:
+    """The scope of a test for pytest-xdist: "kernels" for the notebooks and `KERNEL_FILES`, the
+    test's file for every other test."""
+    path = nodeid.split("::", 1)[0]
+    if path.endswith(".ipynb") or path.rsplit("/", 1)[-1] in KERNEL_FILES:
+        return "kernels"
+    return path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Two workers (the suite's default, ``-n 2``), each scope in one worker, in order.
+
+    The notebooks and `KERNEL_FILES` form one scope, so one worker runs them one at a time: a
+    notebook then shares the machine with the other worker's unit tests, as `tfcourse dev stress`
+    makes it share the machine with one busy core. Every other test file is a scope of its own,
+    so that its module-scoped fixtures (a trained model, a graded class) are built once. (Written
+    as a scheduler: ``--dist loadgroup`` marks no longer reach pytest 9's node ids.)
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class KernelsInOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return scope_of(nodeid)
+
+    return KernelsInOneWorker(config, log)

@@ -16,9 +16,14 @@ import tfcourse
 from tfcourse import distributed
 from tfcourse.distributed import Cluster, ClusterError, free_ports, python_module, read_events
 
+#: Set by the root conftest.py in each pytest process, and inherited by what it starts.
+SESSION_ENV = "TFCOURSE_TEST_SESSION"
+
 
 def worker_pids():
-    """The processes alive now whose environment marks them as a course cluster's workers."""
+    """The processes alive now whose environment marks them as a course cluster's workers,
+    started by this pytest process (another xdist worker's notebook may run a cluster too)."""
+    session = f"{SESSION_ENV}={os.environ[SESSION_ENV]}".encode()
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
@@ -30,7 +35,7 @@ def worker_pids():
                 zombie = handle.read().split(") ")[1][0] == "Z"
         except OSError:
             continue
-        if f"{distributed.WORKER_ENV}=1".encode() in environ and not zombie:
+        if f"{distributed.WORKER_ENV}=1".encode() in environ and session in environ and not zombie:
             found.append(int(entry))
     return found
 

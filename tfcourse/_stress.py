@@ -69,9 +69,10 @@ def stress_command(path: Path) -> list[str]:
     """The pytest command that runs one notebook under nbval, and nothing else.
 
     The repository's pytest configuration adds the nbval options (sanitising, the current
-    environment's kernel, the cell timeout); naming only the notebook leaves the unit tests out.
+    environment's kernel, the cell timeout); naming only the notebook leaves the unit tests out,
+    and ``-n 0`` runs it in this one process, without the suite's pytest-xdist workers.
     """
-    return [sys.executable, "-m", "pytest", "--nbval", "-q", "--no-header", str(path)]
+    return [sys.executable, "-m", "pytest", "--nbval", "-n", "0", "-q", "--no-header", str(path)]
 
 
 @dataclass(frozen=True)
