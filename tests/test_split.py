@@ -148,6 +148,39 @@ def test_without_the_judges_a_failure_the_probe_deferred_is_still_shown(tf, monk
     assert result.status == "failed" and f"log_sum_exp({overflow})" in result.message
 
 
+def test_without_the_judges_an_unwritten_answer_the_probe_deferred_is_not_attempted(
+    tf, monkeypatch
+):
+    """08.1's probe notes an unwritten answer for its judge (`deferred(..., unwritten=True)`);
+    without the judges, the check still says "not attempted", never "ran without an error"."""
+    from tfcourse.exercises import ch08
+
+    monkeypatch.setitem(sys.modules, _split.JUDGES, None)
+    for name in [m for m in sys.modules if m.startswith(_split.JUDGES + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+
+    def per_replica_batch_size(global_batch_size, num_replicas):
+        raise NotImplementedError
+
+    result = ch08.check_per_replica_batch(per_replica_batch_size)
+    assert result.status == "not attempted", result
+
+
+def test_until_failure_stops_after_the_first_failure_or_unwritten_answer():
+    def wrong():
+        raise _split.Wrong("no")
+
+    def unwritten():
+        raise _split.NotAttempted
+
+    assert _split.until_failure([lambda: 1, wrong, lambda: 3]) == [1, {_split.FAILURE: "no"}]
+    assert _split.until_failure([unwritten, lambda: 2], unwritten=True) == [
+        {_split.UNWRITTEN: True}
+    ]
+    with pytest.raises(_split.NotAttempted):
+        _split.until_failure([unwritten])
+
+
 def _forged_header_array():
     header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776,), }"
     header += " " * (118 - len(header)) + "\n"

@@ -25,7 +25,7 @@ import io
 import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from tfcourse.exercises._framework import (
     PASSED,
     UNJUDGED,
     CheckResult,
+    NotAttempted,
     Wrong,
     _captured_output,
     _library_warnings_shown,
@@ -151,29 +152,63 @@ def _array(text: Any) -> np.ndarray:
 
 #: The key under which a probe records a failure for its judge to raise in its turn.
 FAILURE = "__wrong__"
+#: The key under which a probe records an answer not written yet, for its judge to raise
+#: `NotAttempted` in its turn.
+UNWRITTEN = "__not_attempted__"
 
 
-def deferred(observe: Callable[[], Any]) -> Any:
+def deferred(observe: Callable[[], Any], *, unwritten: bool = False) -> Any:
     """`observe()`, or ``{FAILURE: message}`` when it raises `Wrong`: the judge raises it when
-    it reaches that observation, so a check reports the same first mistake as in one piece."""
+    it reaches that observation, so a check reports the same first mistake as in one piece.
+
+    With `unwritten`, a `NotAttempted` (a second answer not written yet) is deferred too, as
+    ``{UNWRITTEN: True}``; otherwise it ends the probe at once.
+    """
     try:
         return observe()
     except Wrong as wrong:
         return {FAILURE: str(wrong)}
+    except NotAttempted:
+        if not unwritten:
+            raise
+        return {UNWRITTEN: True}
 
 
-def _first_failure(observed: Any) -> str | None:
-    """The message of the first failure `deferred` recorded in `observed`, depth first."""
+def failed(observation: Any) -> bool:
+    """Whether a `deferred` observation holds a failure or an unwritten answer: its judge stops
+    there, so the probe need run nothing more."""
+    return isinstance(observation, dict) and (FAILURE in observation or UNWRITTEN in observation)
+
+
+def until_failure(
+    steps: Iterable[Callable[[], Any]],
+    *,
+    unwritten: bool = False,
+    stop: Callable[[Any], bool] = failed,
+) -> list[Any]:
+    """Each step's observations (`deferred`), in order, up to and including the first that
+    `stop` says failed: the judge stops there, so later steps could only cost the learner time."""
+    seen: list[Any] = []
+    for step in steps:
+        seen.append(deferred(step, unwritten=unwritten))
+        if stop(seen[-1]):
+            break
+    return seen
+
+
+def _first_deferred(observed: Any) -> dict[str, Any] | None:
+    """The first observation `deferred` recorded a failure or an unwritten answer in, depth
+    first."""
     if isinstance(observed, dict):
-        if FAILURE in observed:
-            return str(observed[FAILURE])
+        if failed(observed):
+            return observed
         items: Any = observed.values()
     elif isinstance(observed, list):
         items = observed
     else:
         return None
     for item in items:
-        if (found := _first_failure(item)) is not None:
+        if (found := _first_deferred(item)) is not None:
             return found
     return None
 
@@ -255,9 +290,11 @@ class TwoPartCheck:
 
     def _probe_only(self, probe: Callable[..., Any], answer: Any, seed: int) -> str:
         """The probe alone: a failure it deferred to the judge is raised here instead."""
-        failure = _first_failure(self._observed(probe, answer, seed))
-        if failure is not None:
-            raise Wrong(failure)
+        first = _first_deferred(self._observed(probe, answer, seed))
+        if first is not None and UNWRITTEN in first:
+            raise NotAttempted
+        if first is not None:
+            raise Wrong(str(first[FAILURE]))
         return _NO_JUDGE
 
     def _observed(self, probe: Callable[..., Any], answer: Any, seed: int) -> Any:

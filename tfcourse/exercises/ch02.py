@@ -20,7 +20,7 @@ from tfcourse.exercises._expect import to_numpy
 from tfcourse.exercises._framework import Wrong, _describe
 from tfcourse.exercises._learner import call, take_all
 from tfcourse.exercises._samples import mnist_sample
-from tfcourse.exercises._split import FAILURE, deferred, two_part
+from tfcourse.exercises._split import deferred, failed, two_part
 
 __all__ = [
     "PADDING_TARGET",
@@ -39,11 +39,6 @@ PIPELINE_EXAMPLES, PIPELINE_BATCH = 100, 32
 ROUND_TRIP_EXAMPLES = 20
 #: 02.3's sequences (see `_sequences`).
 BUCKET_SEQUENCES = 2000
-
-
-def _failed(observation: Any) -> bool:
-    """Whether a `deferred` observation holds a failure (so that the probe need go no further)."""
-    return isinstance(observation, dict) and FAILURE in observation
 
 
 def _require_dataset(value: Any, name: str) -> Any:
@@ -73,7 +68,7 @@ def check_make_pipeline(
     )
     observed = {"spec": _pair_spec_facts(dataset.element_spec)}
     observed["first"] = deferred(lambda: _one_pass(dataset))
-    if not _failed(observed["first"]):
+    if not failed(observed["first"]):
         observed["second"] = deferred(
             lambda: _one_pass(
                 _require_dataset(
@@ -161,7 +156,7 @@ def check_example_round_trip(
     examples: list[Any] = []
     for image, label in zip(images, labels, strict=True):
         examples.append(deferred(lambda i=image, n=int(label): made(i, n)))
-        if _failed(examples[-1]):
+        if failed(examples[-1]):
             return {"examples": examples, "records": None}
     path = f"{folder}/check.tfrecord.gz"
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
@@ -170,7 +165,7 @@ def check_example_round_trip(
     records: list[Any] = []
     for record in tf.data.TFRecordDataset(path, compression_type="GZIP"):
         records.append(deferred(lambda r=record: _parsed(parse, r)))
-        if _failed(records[-1]):
+        if failed(records[-1]):
             break
     return {"examples": examples, "records": records}
 
@@ -243,7 +238,7 @@ def check_bucket_batches(bucket_batches: Callable[[Any], Any], seed: int) -> lis
     batches: list[Any] = []
     for element in take_all(result, name="bucket_batches(...)", limit=len(sequences)):
         batches.append(deferred(lambda e=element: _batch(e)))
-        if _failed(batches[-1]):
+        if failed(batches[-1]):
             break
     return batches
 

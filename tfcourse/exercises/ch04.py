@@ -18,7 +18,7 @@ from tfcourse.exercises._expect import expect_tensor, to_numpy
 from tfcourse.exercises._framework import NotAttempted, Wrong, _describe
 from tfcourse.exercises._learner import call, forbid, learner_code
 from tfcourse.exercises._probes import draw_except
-from tfcourse.exercises._split import FAILURE, deferred, two_part
+from tfcourse.exercises._split import deferred, failed, two_part
 
 __all__ = [
     "NAME_ACCURACY_FLOOR",
@@ -81,7 +81,7 @@ def _in_order(
     seen: dict[str, Any] = {}
     for name, step in steps.items():
         seen[name] = deferred(step) if seen or judged_before else step()
-        if isinstance(seen[name], dict) and FAILURE in seen[name]:
+        if failed(seen[name]):
             break
     return seen
 

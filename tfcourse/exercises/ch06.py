@@ -16,7 +16,7 @@ import numpy as np
 from tfcourse.exercises._expect import to_numpy
 from tfcourse.exercises._framework import NotAttempted, Wrong, _describe, _one_line
 from tfcourse.exercises._learner import call, learner_code
-from tfcourse.exercises._split import FAILURE, deferred, two_part
+from tfcourse.exercises._split import deferred, failed, two_part, until_failure
 
 __all__ = [
     "FUSED_SPEEDUP_FLOOR",
@@ -54,24 +54,15 @@ def _is_tf_function(fn: Any) -> bool:
 
 
 def _failed(observed: Any) -> bool:
-    """Whether `observed`, or one of its fields, is a failure deferred to the judge: the judge
-    stops there, so the probe runs nothing more."""
-    if not isinstance(observed, dict):
-        return False
-    return FAILURE in observed or any(
-        isinstance(value, dict) and FAILURE in value for value in observed.values()
-    )
+    """Whether `observed`, or one of its fields, `failed`: the judge stops there."""
+    fields = observed.values() if isinstance(observed, dict) else ()
+    return failed(observed) or any(failed(value) for value in fields)
 
 
 def _until_failure(steps: list[Callable[[], Any]]) -> list[Any]:
-    """Each step's observations (`deferred`), up to the first that fails; None for the rest."""
-    seen: list[Any] = []
-    for step in steps:
-        if seen and _failed(seen[-1]):
-            seen.append(None)
-        else:
-            seen.append(deferred(step))
-    return seen
+    """`until_failure(steps)`, with None for the steps not run: one item per step."""
+    seen = until_failure(steps, stop=_failed)
+    return seen + [None] * (len(steps) - len(seen))
 
 
 # 06.1 -------------------------------------------------------------------------------------------

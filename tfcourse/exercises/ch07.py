@@ -17,13 +17,11 @@ import numpy as np
 from tfcourse import litert
 from tfcourse.exercises._expect import to_numpy
 from tfcourse.exercises._framework import (
-    _NOT_ATTEMPTED_HELP,
-    NotAttempted,
     Wrong,
     _describe,
 )
 from tfcourse.exercises._learner import call, forbid, learner_code
-from tfcourse.exercises._split import FAILURE, deferred, two_part
+from tfcourse.exercises._split import deferred, failed, two_part
 
 __all__ = [
     "ACCURACY_SLACK",
@@ -45,18 +43,6 @@ SIZE_CEILING = 0.4
 _SENSITIVE_LAYERS = ("hidden_b", "hidden_c")
 #: Exercise 07.4: the layers the learner's function chooses from (its `layer_names`).
 _LAYER_NAMES = ("hidden_a", "hidden_b", "hidden_c")
-#: The key under which a probe records `NotAttempted` for its judge to raise in its turn.
-_NOT_ATTEMPTED = "__not_attempted__"
-
-
-def _later(observe: Callable[[], Any]) -> Any:
-    """`deferred(observe)`, and `NotAttempted` deferred alike: the judge raises either when it
-    reaches that observation, where the one-part check did. A deferred `NotAttempted` carries
-    the not-attempted message as a failure too, which a notebook without the judges shows."""
-    try:
-        return deferred(observe)
-    except NotAttempted:
-        return {FAILURE: _NOT_ATTEMPTED_HELP, _NOT_ATTEMPTED: True}
 
 
 def _tflite_bytes(value: Any, *, name: str) -> bytes:
@@ -209,25 +195,22 @@ def check_full_int8(
     seen |= {
         "labels": labels,
         "float": predicted,
-        "classes": _later(lambda: _int8_classes(flatbuffer, x_test)),
+        "classes": deferred(lambda: _int8_classes(flatbuffer, x_test), unwritten=True),
     }
-    if _failed(seen["classes"]) or _share_equal(seen["classes"], labels) < (
+    if failed(seen["classes"]) or _share_equal(seen["classes"], labels) < (
         _share_equal(predicted, labels) - ACCURACY_SLACK
     ):
         return seen  # the judge fails it on its test accuracy: spare the calibration probes
     probes = _calibration_probes(model, x_train, x_test)
     seen["calibration"] = {"kinds": [kind for kind, *_ in probes], "probes": []}
     for _, *inputs in probes:
-        one = _later(functools.partial(_calibration_seen, full_int8, *inputs, name=name))
+        one = deferred(
+            functools.partial(_calibration_seen, full_int8, *inputs, name=name), unwritten=True
+        )
         seen["calibration"]["probes"].append(one)
-        if _failed(one) or _share_equal(one["classes"], one["float"]) < _AGREEMENT:
+        if failed(one) or _share_equal(one["classes"], one["float"]) < _AGREEMENT:
             break  # the judge fails it on this probe: spare the others
     return seen
-
-
-def _failed(observation: Any) -> bool:
-    """Whether `observation` is a failure deferred to the judge (`_later`)."""
-    return isinstance(observation, dict) and FAILURE in observation
 
 
 def _share_equal(classes: np.ndarray, others: np.ndarray) -> float:
@@ -402,7 +385,10 @@ def check_quantize(
         forbid("tfcourse.litert.dequantize", _OWN_QUANTIZE),
     ):
         q = _numbers(call(quantize, x.copy(), scale, zero_point, name=name), name)
-    return {"quantized": q, "dequantized": _later(lambda: _dequantized(dequantize, *y_params))}
+    return {
+        "quantized": q,
+        "dequantized": deferred(lambda: _dequantized(dequantize, *y_params), unwritten=True),
+    }
 
 
 def _dequantized(
@@ -536,7 +522,7 @@ def check_selective(
         observe = functools.partial(
             _selective_seen, keep_sensitive_layer_float, target, float_model, evaluate, images
         )
-        seen.append(_later(observe) if seen else observe())
+        seen.append(deferred(observe, unwritten=True) if seen else observe())
     return seen
 
 

@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 import textwrap
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,13 @@ from tfcourse.exercises._framework import NotAttempted, Wrong, _describe
 from tfcourse.exercises._learner import call, forbid, learner_code
 from tfcourse.exercises._probes import draw_except, probe_rng
 from tfcourse.exercises._split import (
-    FAILURE,
     JUDGES,
+    UNWRITTEN,
     decode,
     deferred,
     encode,
     two_part,
+    until_failure,
 )
 
 __all__ = [
@@ -40,35 +41,6 @@ __all__ = [
     "check_resume",
     "check_tf_config",
 ]
-
-#: The mark of an observation whose learner code was not written yet (`NotImplementedError`):
-#: the judge says "not attempted" when it reaches it, as the check in one piece did.
-NOT_ATTEMPTED = "__not_attempted__"
-
-
-def _noted(observe: Callable[[], Any]) -> Any:
-    """`deferred(observe)`, with an unwritten answer (`NotAttempted`) noted for the judge too."""
-    try:
-        return deferred(observe)
-    except NotAttempted:
-        return {NOT_ATTEMPTED: True}
-
-
-def _failed(observation: Any) -> bool:
-    return isinstance(observation, dict) and (
-        FAILURE in observation or NOT_ATTEMPTED in observation
-    )
-
-
-def _until_failure(observers: Iterable[Callable[[], Any]]) -> list[Any]:
-    """Each observation in turn (`_noted`), up to the first whose learner code failed: the judge
-    stops there, so the calls after it could only cost time (30 s each for an endless loop)."""
-    seen: list[Any] = []
-    for observe in observers:
-        seen.append(_noted(observe))
-        if _failed(seen[-1]):
-            break
-    return seen
 
 
 def _repr(value: Any) -> str:
@@ -125,7 +97,7 @@ def check_per_replica_batch(
             outcome = _outcome_of(per_replica_batch_size, global_batch, replicas, name=name)
             seen[group].append(outcome)
             raised = "raised" in outcome and (group == "even" or not outcome["value_error"])
-            if raised or NOT_ATTEMPTED in outcome:
+            if raised or UNWRITTEN in outcome:
                 return seen  # the judge stops there: more calls could only cost time
     return seen
 
@@ -138,7 +110,7 @@ def _outcome_of(fn: Callable[..., Any], *args: Any, name: str) -> dict[str, Any]
     except Wrong as wrong:
         return {"raised": str(wrong), "value_error": isinstance(wrong.__cause__, ValueError)}
     except NotAttempted:
-        return {NOT_ATTEMPTED: True}
+        return {UNWRITTEN: True}
 
 
 # 08.2 -------------------------------------------------------------------------------------------
@@ -254,9 +226,12 @@ def check_loss_scaling(compute_loss: Any, strategy: Any = None, *, seed: int) ->
             "with one replica every scaling looks right."
         )
     one_device = _loss_on_one_device(compute_loss)
-    runs = _until_failure(
-        lambda case=case: _run_under(strategy, compute_loss, *case)
-        for case in _loss_cases(replicas, seed)
+    runs = until_failure(
+        [
+            lambda case=case: _run_under(strategy, compute_loss, *case)
+            for case in _loss_cases(replicas, seed)
+        ],
+        unwritten=True,
     )
     return {"replicas": replicas, "one_device": one_device, "runs": runs}
 
@@ -277,7 +252,7 @@ def _loss_on_one_device(compute_loss: Callable[..., Any]) -> dict[str, Any]:
         dims = None if shape is None else [None if d is None else int(d) for d in tuple(shape)]
     seen: dict[str, Any] = {"described": _describe(loss), "shape": dims, "value": None}
     if dims == []:
-        seen["value"] = _noted(lambda: _number(loss, name))
+        seen["value"] = deferred(lambda: _number(loss, name), unwritten=True)
     return seen
 
 
@@ -320,8 +295,12 @@ def check_tf_config(make_tf_config: Callable[[list[str], int, int], Any], seed: 
 
     Observes, for each of `tf_config_calls`, the config as the JSON text a worker reads back.
     """
-    return _until_failure(
-        lambda call_=call_: _tf_config_of(make_tf_config, *call_) for call_ in tf_config_calls(seed)
+    return until_failure(
+        [
+            lambda call_=call_: _tf_config_of(make_tf_config, *call_)
+            for call_ in tf_config_calls(seed)
+        ],
+        unwritten=True,
     )
 
 
@@ -410,15 +389,19 @@ def check_resume(write_dir: Any, resume: Any = None, *, seed: int) -> dict[str, 
     folder = write_dir_folder(seed)
     with forbid(["tfcourse.multiworker.write_dir", "tfcourse.multiworker.resume"], _OWN_RESUME):
         seen: dict[str, Any] = {
-            "write_dir": _until_failure(
-                lambda args=args: _folder_of(write_dir, folder, *args) for args in WRITE_DIR_CALLS
+            "write_dir": until_failure(
+                [
+                    lambda args=args: _folder_of(write_dir, folder, *args)
+                    for args in WRITE_DIR_CALLS
+                ],
+                unwritten=True,
             ),
-            "resume": _noted(lambda: _observe_resume(resume, resume_steps(seed))),
+            "resume": deferred(lambda: _observe_resume(resume, resume_steps(seed)), unwritten=True),
         }
     if _wrong_already(seen, seed):
         seen["cluster"] = None
     else:
-        seen["cluster"] = _noted(lambda: _observe_cluster(write_dir, resume))
+        seen["cluster"] = deferred(lambda: _observe_cluster(write_dir, resume), unwritten=True)
     return seen
 
 
@@ -478,10 +461,10 @@ def _observe_resume(resume: Callable[..., Any], steps: tuple[int, int]) -> dict[
             return {
                 "weight": float(np.asarray(model.weights[0])[0, 0]),
                 "momentum": float(np.asarray(state[0]).flat[0]),
-                "start": _noted(lambda: _plain(_value_of(start, name))),
+                "start": deferred(lambda: _plain(_value_of(start, name)), unwritten=True),
             }
 
-        seen["saved"] = _noted(after_saves)
+        seen["saved"] = deferred(after_saves, unwritten=True)
     return seen
 
 
@@ -564,9 +547,12 @@ def _observe_cluster(write_dir: Callable[..., Any], resume: Callable[..., Any]) 
     then restarted. Each run's exit codes, each worker's events and the end of its log."""
     source = _answer_source(write_dir=write_dir, resume=resume)
     with tempfile.TemporaryDirectory() as folder:
-        return _until_failure(
-            lambda crash=crash: _run_cluster(Path(folder), source, crash)
-            for crash in (["--crash-at", CRASH_AT], [])
+        return until_failure(
+            [
+                lambda crash=crash: _run_cluster(Path(folder), source, crash)
+                for crash in (["--crash-at", CRASH_AT], [])
+            ],
+            unwritten=True,
         )
 
 

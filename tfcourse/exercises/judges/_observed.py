@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from tfcourse.exercises._framework import Wrong
-from tfcourse.exercises._split import FAILURE
+from tfcourse.exercises._framework import NotAttempted, Wrong
+from tfcourse.exercises._split import FAILURE, UNWRITTEN
 
 _MALFORMED = "the check's observations are not what its probe sends ({}): re-run the check cell"
 
@@ -44,7 +44,10 @@ def field(observed: Any, key: str, kind: type | tuple[type, ...] = object) -> An
 
 
 def settled(observed: Any) -> Any:
-    """`observed`, or the `Wrong` its probe deferred (`_split.deferred`), raised now."""
+    """`observed`, or what its probe deferred (`_split.deferred`) raised now: the `Wrong`, or
+    `NotAttempted` for an answer not written yet."""
+    if isinstance(observed, dict) and UNWRITTEN in observed:
+        raise NotAttempted
     if isinstance(observed, dict) and FAILURE in observed:
         raise Wrong(str(observed[FAILURE]))
     return observed

@@ -7,14 +7,13 @@ from typing import Any
 import numpy as np
 
 from tfcourse import litert
-from tfcourse.exercises._framework import NotAttempted, Wrong
+from tfcourse.exercises._framework import Wrong
 from tfcourse.exercises.ch07 import (
     _AGREEMENT,
     _DEQUANTIZE_INPUT,
     _DIMMED_FIRST,
     _DIMMED_TO,
     _LAYER_NAMES,
-    _NOT_ATTEMPTED,
     _SHAPE_ONLY_OPS,
     ACCURACY_SLACK,
     SIZE_CEILING,
@@ -30,27 +29,13 @@ from tfcourse.exercises.ch07 import (
 from tfcourse.exercises.judges._observed import _MALFORMED, array, field, items, settled
 
 
-def _settled(observed: Any) -> Any:
-    """`settled(observed)`, and `NotAttempted` raised where the probe deferred it."""
-    if isinstance(observed, dict) and _NOT_ATTEMPTED in observed:
-        raise NotAttempted
-    return settled(observed)
-
-
-def _later_field(observed: Any, key: str) -> Any:
-    """``observed[key]``, settled, where the probe may have deferred `NotAttempted` to here."""
-    if isinstance(observed, dict) and key in observed:
-        return _settled(observed[key])
-    return field(observed, key)
-
-
 def _strings(observed: Any) -> list[str]:
     return items(observed, kind=str)
 
 
 def _classes(observed: Any, count: int | None = None) -> np.ndarray:
     """`observed` as classes, one per image: `count` integers (at least one when None)."""
-    classes = array(_settled(observed))
+    classes = array(settled(observed))
     if classes.ndim != 1 or classes.dtype.kind not in "iu" or not len(classes):
         raise Wrong(_MALFORMED.format("expected one class per image"))
     if count is not None and len(classes) != count:
@@ -151,7 +136,7 @@ def full_int8(observed: Any, seed: int) -> str:
         )
     labels = _classes(field(observed, "labels"))
     want = _share_equal(_classes(field(observed, "float"), len(labels)), labels)
-    got = _share_equal(_classes(_later_field(observed, "classes"), len(labels)), labels)
+    got = _share_equal(_classes(field(observed, "classes"), len(labels)), labels)
     if got < want - ACCURACY_SLACK:
         raise Wrong(
             f"test accuracy {got:.1%} against {want:.1%} in float: the calibration saw too few "
@@ -167,7 +152,7 @@ def full_int8(observed: Any, seed: int) -> str:
     for index, kind in enumerate(kinds):
         if index >= len(probes):  # the probe stops after the first probe that fails
             raise Wrong(_MALFORMED.format(f"expected {len(kinds)} calibration probes"))
-        probe = _settled(probes[index])
+        probe = settled(probes[index])
         predicted = _classes(field(probe, "float"), count)
         agreement = _share_equal(_classes(field(probe, "classes"), count), predicted)
         if agreement < _AGREEMENT:
@@ -237,7 +222,7 @@ def quantize(observed: Any, seed: int) -> str:
     reference = interpreter_dequantization(_DEQUANTIZE_INPUT)
     scale, zero_point = reference["y_params"]
     name = f"dequantize(q, scale={scale:.4g}, zero_point={zero_point})"
-    y = array(_later_field(observed, "dequantized"))
+    y = array(field(observed, "dequantized"))
     _expect_dequantized(y, reference["y"], _DEQUANTIZE_INPUT, scale, zero_point, name=name)
     return (
         "quantize gives the interpreter's int8 values (rounded, shifted by the zero point, "
@@ -363,7 +348,7 @@ def selective(observed: Any, seed: int) -> str:
     for one, (target, float_model) in zip(
         items(observed, len(models)), models.items(), strict=True
     ):
-        one = _settled(one)
+        one = settled(one)
         name = f"keep_sensitive_layer_float(model with {target} sensitive, ...)"
         kept = _strings(field(one, "kept", list))
         size = field(one, "size", int)

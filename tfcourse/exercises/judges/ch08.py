@@ -9,13 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from tfcourse.exercises._framework import NotAttempted, Wrong
+from tfcourse.exercises._framework import Wrong
 from tfcourse.exercises.ch08 import (
     _GLOBAL_BATCH,
     _LEARNING_RATE,
     _STEPS,
     CLUSTER_PORT,
-    NOT_ATTEMPTED,
     WRITE_DIR_CALLS,
     _loss_cases,
     _one_device_batch,
@@ -30,19 +29,11 @@ from tfcourse.exercises.ch08 import (
 from tfcourse.exercises.judges._observed import _MALFORMED, array, field, items, settled
 
 
-def _got(observed: Any) -> Any:
-    """`settled(observed)`, and `NotAttempted` where the probe found the answer not written."""
-    observed = settled(observed)
-    if isinstance(observed, dict) and NOT_ATTEMPTED in observed:
-        raise NotAttempted
-    return observed
-
-
 def _nth(seen: list[Any], index: int) -> Any:
-    """The observation of the `index`-th call (`_got`); a probe stops only after a failure."""
+    """The observation of the `index`-th call (`settled`); a probe stops only after a failure."""
     if index >= len(seen):
         raise Wrong(_MALFORMED.format("fewer observations than calls"))
-    return _got(seen[index])
+    return settled(seen[index])
 
 
 def _plain(observed: Any) -> tuple[str, int | None, float | None, str | None]:
@@ -171,7 +162,7 @@ def _expect_scalar_loss(one: dict[str, Any], replicas: int) -> None:
             f"{field(one, 'described', str)}: sum the per-example losses and divide by the "
             "global batch."
         )
-    value = _got(field(one, "value"))
+    value = settled(field(one, "value"))
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise Wrong(_MALFORMED.format("the loss is not a number"))
     # On one device (one replica) every right convention gives the full batch's mean loss; a loss
@@ -424,7 +415,7 @@ def resume(observed: Any, seed: int) -> str:
     """08.4: write_dir and resume pass the quick tests, and in the cluster, killed at step 12 and
     restarted, training goes on from the last checkpoint with the same losses."""
     resume_before_cluster(observed, seed)
-    cluster = _got(field(observed, "cluster"))
+    cluster = settled(field(observed, "cluster"))
     if cluster is None:
         raise Wrong(_MALFORMED.format("no run of the cluster"))
     runs = items(cluster)
@@ -486,11 +477,11 @@ def _shown(returned: Any) -> str:
 
 
 def _expect_resume(observed: Any, steps: tuple[int, int]) -> None:
-    seen = _got(observed)
+    seen = settled(observed)
     described, as_int, number, _ = _plain(field(seen, "empty", dict))
     if not (as_int == 0 if as_int is not None else number == 0.0):
         raise Wrong(f"with no checkpoint yet, resume should return 0, not {described}")
-    saved = _got(field(seen, "saved"))
+    saved = settled(field(seen, "saved"))
     weight, momentum = (field(saved, key, (int, float)) for key in ("weight", "momentum"))
     _expect_restored(field(saved, "start"), weight, momentum, steps)
 
@@ -509,7 +500,7 @@ def _expect_restored(start: Any, w: float, momentum: float, steps: tuple[int, in
             "resume restored the model but not the optimizer's momentum: restore the whole "
             "`checkpoint` (model, optimizer and step), not a checkpoint of the model alone."
         )
-    described, step, _, _ = _plain(_got(start))
+    described, step, _, _ = _plain(settled(start))
     if step is None:
         raise Wrong(f"resume should return the step as an int, not {described}")
     if step == 0:
