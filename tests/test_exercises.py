@@ -110,6 +110,12 @@ def test_results_are_collected_and_optionally_written_for_graders(tmp_path, monk
         (np.array([1.0, np.inf]), np.ones(2), {}, "infinite values"),
         (np.array([255.0, 510.0]), np.array([1.0, 2.0]), {}, "off by a factor of 255"),
         (np.array([-1.0, -2.0]), np.array([1.0, 2.0]), {}, "wrong sign"),
+        (  # a factor near 1 is a small error, not a scaling: no "off by a factor of 1"
+            np.array([1.0, 2.0, 3.0]) * 1.0003,
+            np.array([1.0, 2.0, 3.0]),
+            {"rtol": 1e-5, "atol": 1e-6},
+            "differs from the expected values at 3 of 3 positions",
+        ),
         (
             np.array([1.0, 5.0, 3.0]),
             np.array([1.0, 2.0, 3.0]),

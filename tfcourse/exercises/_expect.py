@@ -114,7 +114,10 @@ def _explain_mismatch(
     if nonzero.sum() >= 2 and (np.abs(actual) > atol).any():
         ratios = actual[nonzero] / wanted[nonzero]
         factor = float(np.median(ratios))
-        if np.allclose(actual, factor * wanted, rtol=rtol * 10, atol=atol * 10):
+        # A factor near 1 is no scaling mistake, only values a little off (a constant, a
+        # precision): the general message below says where they differ.
+        scaled = abs(factor - 1.0) > 0.01
+        if scaled and np.allclose(actual, factor * wanted, rtol=rtol * 10, atol=atol * 10):
             if np.isclose(factor, -1.0):
                 return f"{name} has the right size but the wrong sign everywhere."
             return f"{name} is off by a factor of {factor:.4g} everywhere; check your scaling."

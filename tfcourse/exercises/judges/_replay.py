@@ -10,6 +10,7 @@ graph made to harm the grader (a file write, a huge allocation, a Python callbac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,35 +18,43 @@ import numpy as np
 from tfcourse.exercises._framework import Wrong
 from tfcourse.exercises.judges._observed import _MALFORMED, array, field
 
-#: Stateless ops whose output is no bigger than their largest input: elementwise math, casts,
-#: comparisons, reductions and reshapes. Nothing that reads or writes files, calls Python, draws
-#: random numbers, holds state or makes a tensor of a size that a constant chooses.
+#: Stateless elementwise ops: each output has the shape of its inputs, broadcast against scalar
+#: constants. Nothing that reshapes, reduces, reads a shape, broadcasts to a shape of its own, reads
+#: or writes files, calls Python, draws random numbers or holds state.
 ALLOWED_OPS = frozenset(
-    {"Placeholder", "Const", "Identity", "IdentityN", "NoOp", "StopGradient", "Cast"}
+    {"Placeholder", "Const", "Identity", "IdentityN", "NoOp", "StopGradient", "Snapshot", "Cast"}
+    | {"PreventGradient", "CheckNumerics", "ZerosLike", "OnesLike"}
     | {"Abs", "Neg", "Sign", "Square", "Sqrt", "Rsqrt", "Reciprocal", "Inv", "Exp", "Expm1", "Log"}
     | {"Log1p", "Sigmoid", "Tanh", "Softplus", "Softsign", "Relu", "Relu6", "Elu", "Selu", "Erf"}
-    | {"Floor", "Ceil", "Round", "Rint", "Sin", "Cos", "Atan", "Sinh", "Cosh", "IsNan", "IsFinite"}
-    | {"Add", "AddV2", "Sub", "Mul", "Div", "RealDiv", "DivNoNan", "Pow", "Maximum", "Minimum"}
-    | {"SquaredDifference", "ClipByValue", "Select", "SelectV2", "LeakyRelu", "Gelu"}
+    | {"Erfc", "Floor", "Ceil", "Round", "Rint", "Sin", "Cos", "Tan", "Atan", "Asin", "Acos"}
+    | {"Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "IsNan", "IsFinite", "IsInf", "LeakyRelu", "Gelu"}
+    | {"Add", "AddV2", "AddN", "Sub", "Mul", "Div", "RealDiv", "DivNoNan", "Pow", "Maximum"}
+    | {"Minimum", "SquaredDifference", "ClipByValue", "Select", "SelectV2", "Atan2", "Xlogy"}
+    | {"Xdivy", "FloorDiv", "FloorMod", "Mod", "TruncateDiv", "TruncateMod"}
     | {"Less", "LessEqual", "Greater", "GreaterEqual", "Equal", "NotEqual"}
     | {"LogicalAnd", "LogicalOr", "LogicalNot"}
-    | {"Sum", "Mean", "Max", "Min", "Prod", "Reshape", "ExpandDims", "Squeeze", "Shape", "Size"}
 )
-#: The most nodes, bytes and elements per constant a replayed graph may have: far more than any
-#: answer needs (06.4's reference has 14 nodes and under 1 kB).
-MAX_NODES = 500
-MAX_BYTES = 256_000
-MAX_CONSTANT_ELEMENTS = 8
+#: The most ops and bytes a replayed graph may have: several times what any answer needs (06.4's
+#: reference has 14 ops and under 1 kB), and few enough that one call stays cheap.
+MAX_NODES = 64
+MAX_BYTES = 64_000
+#: Data types a constant may have.
+_CONSTANT_DTYPES = frozenset(
+    {"float16", "bfloat16", "float32", "float64", "int32", "int64", "bool"}
+)
 
 
 def replayed(observed: Any, *, name: str) -> Any:
     """The function a probe exported (see `tfcourse.exercises.ch06._exported`), as a
     `tf.function(jit_compile=True)` of one float32 vector, built in this process.
 
+    Every tensor in it is a scalar or a vector of x's length, so running it costs at most a few
+    dozen passes over x, and no more memory.
+
     Raises:
-        Wrong: If the graph does not parse, or holds anything but the math ops of `ALLOWED_OPS`,
-            constants of more than `MAX_CONSTANT_ELEMENTS` elements, or other than one vector in
-            and one vector of the same length out.
+        Wrong: If the graph does not parse or import, or holds anything but the ops of
+            `ALLOWED_OPS`, more than `MAX_NODES` of them, a constant that is not a scalar, or a
+            tensor that is not a scalar or a vector of x's length.
     """
     import tensorflow as tf
 
@@ -57,9 +66,9 @@ def replayed(observed: Any, *, name: str) -> Any:
         graph_def.ParseFromString(raw.tobytes())
     except Exception:  # protobuf's DecodeError has no stable home
         raise Wrong(_MALFORMED.format("a graph that does not parse")) from None
-    inputs, output = _expect_plain_math(graph_def, name)
-    input_name, output_name = f"{inputs[0]}:0", field(observed, "output", str)
-    if output_name.rsplit(":", 1)[0] != output:
+    placeholder, output = _expect_plain_math(graph_def, name)
+    output_name = field(observed, "output", str)
+    if output_name != f"{output}:0":
         raise Wrong(_MALFORMED.format("an output that is not the graph's last Identity"))
 
     def imports() -> None:
@@ -68,27 +77,49 @@ def replayed(observed: Any, *, name: str) -> Any:
     try:
         wrapped = tf.compat.v1.wrap_function(imports, [])
         pruned = wrapped.prune(
-            wrapped.graph.as_graph_element(input_name), wrapped.graph.as_graph_element(output_name)
+            wrapped.graph.as_graph_element(f"{placeholder}:0"),
+            wrapped.graph.as_graph_element(output_name),
         )
-    except (ValueError, TypeError, KeyError, tf.errors.OpError) as error:
-        raise Wrong(_MALFORMED.format(f"a graph that does not import: {error}")) from None
-    shape = pruned.outputs[0].shape
-    if pruned.outputs[0].dtype != tf.float32 or shape.rank != 1:
+    except Exception as error:  # any failure to import is the graph's
+        raise Wrong(_MALFORMED.format(f"a graph that does not import: {_short(error)}")) from None
+    for operation in wrapped.graph.get_operations():
+        for tensor in operation.outputs:
+            if tensor.shape.rank is None or tensor.shape.as_list() not in ([], [None]):
+                raise Wrong(
+                    f"{name} makes a tensor of shape {tensor.shape} ({operation.type}): keep to "
+                    "elementwise math on x, with no reshapes, reductions or stacking."
+                )
+    result = pruned.outputs[0]
+    if result.dtype != tf.float32 or result.shape.as_list() != [None]:
         raise Wrong(
-            f"{name}'s graph returns {pruned.outputs[0].dtype.name} of shape {shape} for a float32 "
+            f"{name}'s graph returns {result.dtype.name} of shape {result.shape} for a float32 "
             "vector: return a float32 vector of x's length, computed elementwise."
         )
     return tf.function(pruned, jit_compile=True)
 
 
-def _expect_plain_math(graph_def: Any, name: str) -> tuple[list[str], str]:
-    """The graph's placeholders and its output node; Wrong unless it is plain math."""
-    from tensorflow.python.framework import tensor_util
+def run_replayed(fn: Callable[[], Any], *, name: str) -> Any:
+    """``fn()``, which runs a replayed graph: any error it raises is the graph's (`Wrong`)."""
+    try:
+        return fn()
+    except Exception as error:  # the graph came from the learner's kernel
+        raise Wrong(f"{name}'s graph failed when the check ran it: {_short(error)}") from None
+
+
+def _short(error: BaseException) -> str:
+    return f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+
+
+def _expect_plain_math(graph_def: Any, name: str) -> tuple[str, str]:
+    """The graph's one placeholder (made a float32 vector of any length) and its output node;
+    Wrong unless it is plain elementwise math with scalar constants."""
+    import tensorflow as tf
 
     if graph_def.library.function:
         raise Wrong(
-            f"{name} calls other tf.functions, which the check cannot replay: write its math in "
-            "its own body."
+            f"{name} calls another tf.function that the check cannot replay (one with "
+            "jit_compile=True keeps its own graph): write the math in its own body, or drop "
+            "jit_compile from the helper."
         )
     nodes = list(graph_def.node)
     if len(nodes) > MAX_NODES:
@@ -97,27 +128,39 @@ def _expect_plain_math(graph_def: Any, name: str) -> tuple[list[str], str]:
         if node.op not in ALLOWED_OPS:
             raise Wrong(
                 f"{name} uses the op {node.op}, which the check does not run: keep to elementwise "
-                "math (tf.clip_by_value, tf.sigmoid, tf.tanh, tf.abs, + - * /)."
+                "tf.math ops on x (tf.clip_by_value, tf.sigmoid, tf.tanh, tf.abs, tf.where, "
+                "+ - * /), with Python numbers as constants."
             )
         node.device = ""
         if node.op == "Const":
-            # The shape is checked before the value is loaded: a constant of one value and a
-            # huge shape would otherwise be broadcast to that shape here.
-            dims = [d.size for d in node.attr["value"].tensor.tensor_shape.dim]
-            if any(d < 0 for d in dims) or np.prod(dims, dtype=np.float64) > MAX_CONSTANT_ELEMENTS:
-                raise Wrong(
-                    f"{name} holds a constant of shape {dims}: use scalars (Python numbers) as "
-                    "its constants."
-                )
-            try:
-                tensor_util.MakeNdarray(node.attr["value"].tensor)
-            except (ValueError, TypeError):
-                raise Wrong(_MALFORMED.format("a constant that does not load")) from None
-    placeholders = [node.name for node in nodes if node.op == "Placeholder"]
-    if len(placeholders) != 1:
-        raise Wrong(_MALFORMED.format(f"a graph with {len(placeholders)} inputs, not 1"))
+            _expect_scalar(node, name)
+    placeholders = [node for node in nodes if node.op == "Placeholder"]
+    if len(placeholders) != 1 or placeholders[0].attr["dtype"].type != tf.float32.as_datatype_enum:
+        raise Wrong(_MALFORMED.format("a graph without exactly one float32 input"))
+    # The input is a vector of any length, whatever shape the graph claims for it.
+    placeholders[0].attr["shape"].shape.CopyFrom(tf.TensorShape([None]).as_proto())
     consumed = {edge.split(":")[0].lstrip("^") for node in nodes for edge in node.input}
     outputs = [node.name for node in nodes if node.op == "Identity" and node.name not in consumed]
     if len(outputs) != 1:
         raise Wrong(f"{name} returns {len(outputs)} tensors: return one tensor, x's activation.")
-    return placeholders, outputs[0]
+    return placeholders[0].name, outputs[0]
+
+
+def _expect_scalar(node: Any, name: str) -> None:
+    """A constant must be one number: its shape is read before its value, since one value with a
+    huge shape would be broadcast to that shape as it loads."""
+    from tensorflow.python.framework import tensor_util
+
+    tensor = node.attr["value"].tensor
+    dims = [d.size for d in tensor.tensor_shape.dim]
+    if any(d != 1 for d in dims):
+        raise Wrong(
+            f"{name} holds a constant of shape {dims}: use scalars (Python numbers) as its "
+            "constants, and compute from x (a table of values ignores the x it is given)."
+        )
+    try:
+        value = tensor_util.MakeNdarray(tensor)
+    except Exception:  # a forged constant
+        raise Wrong(_MALFORMED.format("a constant that does not load")) from None
+    if value.dtype.name not in _CONSTANT_DTYPES:
+        raise Wrong(f"{name} holds a constant of type {value.dtype.name}: compute with numbers.")
