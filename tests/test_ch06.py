@@ -525,7 +525,28 @@ def test_06_4_judge_checks_values_far_outside_the_kernels_points(tf):
 
     for answer in (clips_first, overflows):
         result = ch06.check_fused_activation(answer)
-        assert_result(result, "failed", "fast_activation's graph, run by the check on 2,000,006")
+        assert_result(result, "failed", "fast_activation's graph, run by the check on 2,040,007")
+
+
+def test_06_4_judge_refuses_an_op_that_lists_one_input_many_times(tf):
+    """tf.add_n of x 19,000 times is one op that costs 19,000 passes over x."""
+
+    def many(x):
+        return fused(tf).python_function(x) + 0.0 * tf.add_n([x] * 19_000)
+
+    status, message = judge_06_4(graph_of(tf, many))
+    assert status == "failed" and ("uses the op AddN" in message or "inputs" in message), message
+
+
+def test_06_4_judge_checks_a_dense_grid_out_to_200(tf):
+    """A graph right on the drawn values but wrong for 20 < x < 50 fails."""
+
+    def banded(x):
+        band = tf.logical_and(x > 20.0, x < 50.0)
+        return tf.where(band, 0.0, fused(tf).python_function(x))
+
+    status, message = judge_06_4(graph_of(tf, banded))
+    assert status == "failed" and "run by the check on 2,040,007 values" in message, message
 
 
 def test_slow_activation_is_what_the_notebook_describes(tf):

@@ -392,11 +392,15 @@ def fused_activation(observed: Any, seed: int) -> str:
     fast = replayed(field(observed, "graph", dict), name="fast_activation")
     rng = np.random.default_rng(seed)
     big = tf.random.stateless_normal([2_000_000], seed=[int(v) for v in rng.integers(0, 2**31, 2)])
-    big = tf.concat([big * 3.0, tf.constant(_FAR_POINTS)], axis=0)
+    big = big * 3.0  # timed on these: 2M values like a layer's inputs
+    # Checked on those, on far points, and on a dense grid out to +-200 shifted by a drawn offset,
+    # so that no range is left unchecked.
+    grid = np.linspace(-200.0, 200.0, 40_001, dtype=np.float32) + np.float32(rng.uniform(0, 0.01))
+    checked = tf.concat([big, tf.constant(_FAR_POINTS), tf.constant(grid)], axis=0)
     expect_close(
-        run_replayed(lambda: fast(big).numpy(), name="fast_activation"),
-        slow_activation(big).numpy(),
-        name=f"fast_activation's graph, run by the check on {big.shape[0]:,} values",
+        run_replayed(lambda: fast(checked).numpy(), name="fast_activation"),
+        slow_activation(checked).numpy(),
+        name=f"fast_activation's graph, run by the check on {checked.shape[0]:,} values",
         rtol=1e-4,
         atol=1e-5,
     )
