@@ -48,3 +48,12 @@ def toy_kernel_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield str(kernel)
     finally:
         sys.path.remove(str(tests / "_toy_judges"))
+
+
+@pytest.fixture
+def seeded(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Checks run on the inputs of `answers.SEED`, which expected messages name."""
+    from answers import SEED
+
+    monkeypatch.setenv("TFCOURSE_PROBE_SEED", str(SEED))
+    return SEED

@@ -17,13 +17,6 @@ from tfcourse.exercises import ch00
 from tfcourse.exercises._samples import mnist_sample
 
 
-@pytest.fixture
-def seeded(monkeypatch):
-    """Checks run on the inputs of `SEED`, which expected messages name."""
-    monkeypatch.setenv("TFCOURSE_PROBE_SEED", str(SEED))
-    return SEED
-
-
 # 00.1 count_labels -------------------------------------------------------------------------------
 def count_labels(dataset):
     return np.bincount([int(label) for _, label in dataset], minlength=10)

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from answers import (
-    SEED,
     assert_result,
     assert_result_on,
     assert_seeded,
@@ -12,13 +11,6 @@ from answers import (
 )
 
 from tfcourse.exercises import ch01
-
-
-@pytest.fixture
-def seeded(monkeypatch):
-    """Checks run on the inputs of `SEED`, which expected messages name."""
-    monkeypatch.setenv("TFCOURSE_PROBE_SEED", str(SEED))
-    return SEED
 
 
 # 01.1 derivative ---------------------------------------------------------------------------------
