@@ -59,6 +59,12 @@ def only_when_larger(global_batch, replicas):
     return global_batch // replicas
 
 
+def test_batch_calls_draws_a_case_outside_the_fixed_ones():
+    for seed in [*range(200), 450, 988, 1592]:  # 450, 988, 1592 drew 96 over 3 before the fix
+        even, _ = ch08.batch_calls(seed)
+        assert even[-1] not in even[:-1], seed
+
+
 @pytest.mark.parametrize(
     ("answer", "status", "fragment"),
     [
