@@ -53,6 +53,26 @@ def test_predict_matches_keras_and_batches(models):
     np.testing.assert_allclose(got, model.predict(x, verbose=0), atol=1e-5)
 
 
+def test_predict_passes_token_ids_through_unquantized(tf):
+    """Integer input with no scale (token ids for an Embedding) is not quantized: chapter 09."""
+    import tempfile
+
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential(
+        [keras.Input((6,), dtype="int64"), layers.Embedding(50, 4), layers.Dense(3)]
+    )
+    folder = tempfile.mkdtemp()
+    model.export(folder, verbose=False)
+    tflite = tf.lite.TFLiteConverter.from_saved_model(folder).convert()
+    ids = np.random.default_rng(1).integers(0, 50, size=(5, 6))
+    np.testing.assert_allclose(
+        litert.predict(tflite, ids), model.predict(ids, verbose=0), atol=1e-5
+    )
+
+
 def test_op_dtypes_tell_float_from_hybrid_ops(models):
     _, float_model, dynamic_model = models
     assert litert.op_dtypes(float_model) == [

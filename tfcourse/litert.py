@@ -82,11 +82,17 @@ def dequantize(q: Any, scale: float, zero_point: int) -> np.ndarray:
     return ((np.asarray(q).astype(np.int32) - zero_point) * np.float32(scale)).astype(np.float32)
 
 
+def _quantized(details: dict[str, Any]) -> bool:
+    """Whether a tensor holds quantized values: an integer dtype with a scale (ids have none)."""
+    return np.issubdtype(details["dtype"], np.integer) and details["quantization"][0] != 0
+
+
 def predict(model: bytes, x: Any, *, batch_size: int = 500) -> np.ndarray:
     """The model's float outputs for the examples `x`, in batches of `batch_size`.
 
-    A model with integer input gets `x` quantized with its input's (scale, zero point), and its
-    integer output is dequantized, as a caller of a full-integer model must do.
+    A model with quantized integer input gets `x` quantized with its input's (scale, zero point),
+    and its quantized output is dequantized, as a caller of a full-integer model must do. Integer
+    input without a scale (token ids) is passed as it is.
 
     Introduced in `07_tflite_quantization`.
     """
@@ -98,12 +104,12 @@ def predict(model: bytes, x: Any, *, batch_size: int = 500) -> np.ndarray:
         batch = x[start : start + batch_size]
         runner.resize_tensor_input(inp["index"], [len(batch), *inp["shape"][1:]])
         runner.allocate_tensors()
-        if np.issubdtype(inp["dtype"], np.integer):
+        if _quantized(inp):
             batch = quantize(batch, *inp["quantization"], dtype=inp["dtype"])
         runner.set_tensor(inp["index"], batch.astype(inp["dtype"]))
         runner.invoke()
         result = runner.get_tensor(out["index"])
-        if np.issubdtype(out["dtype"], np.integer):
+        if _quantized(out):
             result = dequantize(result, *out["quantization"])
         outputs.append(result)
     return np.concatenate(outputs)
