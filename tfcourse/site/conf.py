@@ -7,7 +7,8 @@ math becomes MathML at build time (`tfcourse.site._mathml`), and no notebook is 
 project = "tfcourse"
 author = "the tfcourse authors"
 copyright = "the tfcourse authors"
-extensions = ["myst_nb", "tfcourse.site._mathml"]
+# githubpages writes .nojekyll, so that GitHub Pages serves the _static/ and _images/ folders.
+extensions = ["myst_nb", "sphinx.ext.githubpages", "tfcourse.site._mathml"]
 
 root_doc = "index"
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
