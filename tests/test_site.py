@@ -262,7 +262,7 @@ def test_every_chapter_page_loads_draws_its_plots_and_links_its_neighbours(tab, 
         assert tab.page.locator("a.prev-page").get_attribute("href") == f"{previous}.html"
         assert tab.page.locator("a.next-page").get_attribute("href") == f"{following}.html"
         if chapter.number == SEARCHED[0]:
-            images.last.scroll_into_view_if_needed()  # chapter 05's last plot: attention maps
+            images.last.scroll_into_view_if_needed()  # one of chapter 05's plots
             tab.screenshot(f"{chapter.number}_plot")
         overflow = tab.page.evaluate("document.documentElement.scrollWidth - innerWidth")
         assert overflow <= 0, f"chapter {chapter.number} scrolls sideways by {overflow} px"

@@ -16,8 +16,9 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from tfcourse._paths import notebooks_dir
 from tfcourse._stress import PROFILES
@@ -358,9 +359,18 @@ def _lab_greeting(workspace: Path, edition: str | None) -> str:
     )
 
 
-def _board(args: argparse.Namespace) -> int:
+def _serve_until_stopped(serving: AbstractContextManager[str], what: str) -> NoReturn:
+    """Print ``{what} at {url}`` for the URL `serving` yields, and keep it up until Ctrl-C."""
     import time
 
+    with serving as url:
+        print(f"{what} at {url}", flush=True)
+        print("Press Ctrl-C to stop it.", flush=True)
+        while True:
+            time.sleep(3600)
+
+
+def _board(args: argparse.Namespace) -> int:
     from tfcourse import board
 
     if not args.logdir.is_dir():
@@ -369,41 +379,23 @@ def _board(args: argparse.Namespace) -> int:
             "(chapter 03 prints it as `logdir`)"
         )
     try:
-        with board.serve(args.logdir, port=args.port) as url:
-            print(f"TensorBoard serves {args.logdir} at {url}", flush=True)
-            print("Press Ctrl-C to stop it.", flush=True)
-            while True:
-                time.sleep(3600)
+        _serve_until_stopped(
+            board.serve(args.logdir, port=args.port), f"TensorBoard serves {args.logdir}"
+        )
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
 
 def _site(args: argparse.Namespace) -> int:
-    import time
-
     from tfcourse import site
 
     if args.site_command == "build":
-        started = time.monotonic()
-        try:
-            pages = site.build(args.out)
-        except ValueError as error:
-            raise _UsageError(str(error)) from None
-        except site.SiteWarnings as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        print(
-            f"built {len(pages)} pages into {args.out} in {time.monotonic() - started:.0f} s; "
-            f"open them with `tfcourse site serve {args.out}`"
-        )
-        return 0
+        return _site_build(args.out)
     try:
-        with site.serving(args.out, port=args.port) as url:
-            print(f"The course site in {args.out} is at {url}", flush=True)
-            print("Press Ctrl-C to stop it.", flush=True)
-            while True:
-                time.sleep(3600)
+        _serve_until_stopped(
+            site.serving(args.out, port=args.port), f"tfcourse site serves {args.out}"
+        )
     except ValueError as error:
         raise _UsageError(str(error)) from None
     except OSError as error:
@@ -413,6 +405,26 @@ def _site(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _site_build(out: Path) -> int:
+    import time
+
+    from tfcourse import site
+
+    started = time.monotonic()
+    try:
+        pages = site.build(out)
+    except ValueError as error:
+        raise _UsageError(str(error)) from None
+    except site.SiteWarnings as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"built {len(pages)} pages into {out} in {time.monotonic() - started:.0f} s; "
+        f"open them with `tfcourse site serve {out}`"
+    )
+    return 0
 
 
 def find_notebooks(chapters: Sequence[str], folder: Path | None = None) -> list[Path]:

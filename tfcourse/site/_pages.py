@@ -108,7 +108,7 @@ tfcourse run {number}   # or run the whole chapter without a browser, and see ho
 """
 
 _LANDING = """\
-# tfcourse: a hands-on TensorFlow 2 course
+# tfcourse
 
 {introduction}
 
