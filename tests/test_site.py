@@ -239,13 +239,16 @@ def _images(nb: nbformat.NotebookNode) -> int:
 
 
 @pytest.mark.browser
-def test_landing_page_shows_the_chapters_and_how_to_start(tab, served):
+def test_landing_page_shows_the_chapters_and_how_to_start_and_links_the_glossary(tab, served):
     tab.page.goto(served)
     assert tab.page.locator("h1").first.inner_text().startswith("tfcourse")
     rows = tab.page.locator("table").first.locator("tbody tr")
     assert rows.count() == len(COURSE)
     assert tab.page.get_by_text("tfcourse lab", exact=False).count() >= 1
     tab.screenshot("00_landing")
+    tab.page.get_by_role("link", name="glossary", exact=True).click()  # in the text
+    tab.page.wait_for_url(re.compile(r"/glossary\.html"))
+    assert tab.page.locator("table tbody tr").count() >= 20
     assert tab.errors == []
 
 
