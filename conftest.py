@@ -38,6 +38,8 @@ def pytest_collectstart(collector: pytest.Collector) -> None:
 
 #: Test files that run whole notebooks (student releases, JupyterLab, a graded class of chapter
 #: 00). Each notebook's kernel uses every core, so these and nbval's notebooks run one at a time.
+#: `tests/test_site.py` is not one: it runs no notebook, builds the site on one core and serves it
+#: on a free port, so it runs beside them like any unit test file.
 KERNEL_FILES = frozenset({"test_release.py", "test_browser.py", "test_classroom.py"})
 #: Set in this pytest process and inherited by everything it starts (kernels, clusters, the
 #: CLI): a test that looks for processes on the machine keeps to its own

@@ -57,3 +57,18 @@ def seeded(monkeypatch: pytest.MonkeyPatch) -> int:
 
     monkeypatch.setenv("TFCOURSE_PROBE_SEED", str(SEED))
     return SEED
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, with a fresh profile, kept to this machine (`_chromium`)."""
+    from _chromium import launch
+
+    with launch() as chromium:
+        yield chromium
+
+
+@pytest.fixture(scope="module")
+def outside_requests() -> list[str]:
+    """URLs the pages asked for beyond this machine (refused); every test expects none."""
+    return []

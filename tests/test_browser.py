@@ -25,6 +25,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from _chromium import keep_to_loopback
 from playwright.sync_api import expect
 
 from tfcourse import lab
@@ -32,18 +33,7 @@ from tfcourse import lab
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path(os.environ.get("TFCOURSE_CHROMIUM", "/usr/bin/chromium"))
 SHOTS = Path(os.environ.get("TFCOURSE_SCREENSHOTS", ROOT / "test-artifacts" / "browser"))
-CHROMIUM_ARGS = [
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    # Names other than this machine's do not resolve: nothing leaves loopback by name.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-]
 RUN_SECONDS = 240  # notebook 00 takes about 30 s on 2 idle cores; leave room for a busy machine
 
 
@@ -155,50 +145,10 @@ def running_lab(tmp_path_factory, course_status_before) -> Iterator[Lab]:
 
 
 @pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium, headless, with a fresh profile, kept to this machine."""
-    if not CHROMIUM.exists():
-        message = f"no Chromium at {CHROMIUM}: `apt-get install chromium` (.ci/run does)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture(scope="module")
-def outside_requests() -> list[str]:
-    """URLs the pages asked for beyond this machine (refused); every test expects none."""
-    return []
-
-
-def _keep_to_loopback(context, outside: list[str]) -> None:
-    def route(request_route):
-        host = urllib.parse.urlsplit(request_route.request.url).hostname or ""
-        if host in ("127.0.0.1", "localhost", "::1") or request_route.request.url.startswith(
-            ("data:", "blob:")
-        ):
-            request_route.continue_()
-        else:
-            outside.append(request_route.request.url)
-            request_route.abort()
-
-    context.route("**/*", route)
-
-
-@pytest.fixture(scope="module")
 def page(browser, running_lab, outside_requests):
     """One browser tab on the lab, shared by the tests in their order, as one learner's session."""
     context = browser.new_context(viewport={"width": 1280, "height": 860})
-    _keep_to_loopback(context, outside_requests)
+    keep_to_loopback(context, outside_requests)
     tab = context.new_page()
     tab.set_default_timeout(60_000)
     try:
@@ -443,7 +393,7 @@ def test_tfcourse_board_shows_chapter_03s_scalar_runs(browser, tf, tmp_path, out
         start_new_session=True,
     )
     context = browser.new_context(viewport={"width": 1280, "height": 860})
-    _keep_to_loopback(context, outside_requests)
+    keep_to_loopback(context, outside_requests)
     tab = context.new_page()
     try:
         url = re.search(r"http://\S+/", process.stdout.readline()).group(0)

@@ -1,32 +1,23 @@
 """The `tfcourse` command: help, clear errors with exit status 2, and each subcommand's result."""
 
 import json
-import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from _cli import tfcourse
 from nbformat.v4 import new_code_cell, new_notebook
 
 from tfcourse import cli, data
 
 
-def tfcourse(*args, **env):
-    return subprocess.run(
-        [sys.executable, "-m", "tfcourse.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=300,
-    )
-
-
 def test_help_lists_the_subcommands():
     result = tfcourse("--help")
     assert result.returncode == 0
-    for command in ("doctor", "lab", "run", "data", "dev"):
+    for command in ("doctor", "lab", "run", "data", "site", "dev"):
         assert command in result.stdout
 
 
@@ -48,6 +39,10 @@ def test_help_lists_the_subcommands():
         (("run", "--busy-cores", "999"), "this machine has"),
         (("dev", "stress", "--repeat", "0"), "expected a whole number of runs above 0, got '0'"),
         (("dev", "stress", "99"), "no notebook for chapter 99"),
+        (("site",), "the following arguments are required: ACTION"),
+        (("site", "build"), "the following arguments are required: OUT_DIR"),
+        (("site", "serve", "no-such-site"), "no site in no-such-site; build it first with "),
+        (("site", "serve", "--port", "web"), "invalid int value: 'web'"),
     ],
 )
 def test_bad_arguments_get_a_message_and_status_2_without_a_traceback(args, message):
@@ -55,6 +50,37 @@ def test_bad_arguments_get_a_message_and_status_2_without_a_traceback(args, mess
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_site_build_refuses_a_file_or_a_folder_of_other_things(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    as_file = tfcourse("site", "build", str(tmp_path / "notes.txt"))
+    assert as_file.returncode == 2
+    assert f"OUT_DIR {tmp_path / 'notes.txt'} is a file; pass a folder" in as_file.stderr
+    full = tfcourse("site", "build", str(tmp_path))
+    assert full.returncode == 2
+    assert "is not empty and holds no site built before" in full.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert "Traceback" not in as_file.stderr + full.stderr
+
+
+def test_site_serve_on_a_taken_port_says_so_and_exits_1(tmp_path):
+    (tmp_path / "index.html").write_text("<h1>site</h1>")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = tfcourse("site", "serve", str(tmp_path), "--port", port)
+    assert result.returncode == 1
+    assert f"error: cannot serve on port {port}: " in result.stderr
+    assert "pass another with --port N (0: any free port)" in result.stderr
+
+
+def test_the_command_imports_sphinx_only_to_build_the_site():
+    result = tfcourse("site", "serve", "no-such-site", PYTHONPROFILEIMPORTTIME="1")
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+    assert "tfcourse.site" in imported
+    assert not {name for name in imported if name.split(".")[0] in ("sphinx", "myst_nb")}
 
 
 def test_data_verify_passes_intact_data_and_names_a_corrupted_file(data_copy):

@@ -50,3 +50,8 @@ def test_pyproject_pins_the_stack_the_course_is_verified_with():
         assert requirement in deps
     assert any(d.startswith("nbval") for d in PYPROJECT["project"]["optional-dependencies"]["test"])
     assert PYPROJECT["project"]["scripts"]["tfcourse"] == "tfcourse.cli:main"
+
+
+def test_the_test_extra_installs_the_site_extra():
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert set(extras["site"]) <= set(extras["test"])

@@ -1,4 +1,6 @@
-"""The `tfcourse` command: doctor, lab, run, release, grade, data and dev. Run `tfcourse --help`.
+"""The `tfcourse` command: doctor, lab, board, run, release, grade, data, site and dev.
+
+Run `tfcourse --help`.
 
 Bad arguments print a message and exit with status 2, never a traceback. Introduced in
 `00_welcome_and_setup`.
@@ -14,8 +16,9 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from tfcourse._paths import notebooks_dir
 from tfcourse._stress import PROFILES
@@ -52,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_busy_cores(run, default=0)
     _add_classroom(commands)
+    _add_site(commands)
     data = commands.add_parser("data", help="list, verify or rebuild the embedded datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     data_commands.add_parser("list", help="list the datasets")
@@ -148,6 +152,23 @@ def _add_board(commands: Any) -> None:
         "logdir", nargs="?", type=Path, default=Path("logs"), help="the logs (default: ./logs)"
     )
     board.add_argument("--port", type=int, default=6006, help="port (default: 6006; 0: any)")
+
+
+def _add_site(commands: Any) -> None:
+    site = commands.add_parser(
+        "site", help="build the course as a static web site, or serve it on this machine"
+    )
+    actions = site.add_subparsers(dest="site_command", required=True, metavar="ACTION")
+    build = actions.add_parser(
+        "build", help="build the site from the committed notebooks (nothing runs or downloads)"
+    )
+    build.add_argument("out", type=Path, metavar="OUT_DIR", help="a new or empty folder")
+    serve = actions.add_parser("serve", help="serve a built site on http://127.0.0.1:PORT/")
+    serve.add_argument(
+        "out", nargs="?", type=Path, default=Path("site"), metavar="OUT_DIR",
+        help="the built site (default: ./site)",
+    )  # fmt: skip
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any)")
 
 
 def _add_classroom(commands: Any) -> None:
@@ -268,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "grade": _grade,
         "grade-merge": _grade_merge,
         "data": _data,
+        "site": _site,
         "dev": _dev,
     }
     try:
@@ -337,9 +359,18 @@ def _lab_greeting(workspace: Path, edition: str | None) -> str:
     )
 
 
-def _board(args: argparse.Namespace) -> int:
+def _serve_until_stopped(serving: AbstractContextManager[str], what: str) -> NoReturn:
+    """Print ``{what} at {url}`` for the URL `serving` yields, and keep it up until Ctrl-C."""
     import time
 
+    with serving as url:
+        print(f"{what} at {url}", flush=True)
+        print("Press Ctrl-C to stop it.", flush=True)
+        while True:
+            time.sleep(3600)
+
+
+def _board(args: argparse.Namespace) -> int:
     from tfcourse import board
 
     if not args.logdir.is_dir():
@@ -348,14 +379,52 @@ def _board(args: argparse.Namespace) -> int:
             "(chapter 03 prints it as `logdir`)"
         )
     try:
-        with board.serve(args.logdir, port=args.port) as url:
-            print(f"TensorBoard serves {args.logdir} at {url}", flush=True)
-            print("Press Ctrl-C to stop it.", flush=True)
-            while True:
-                time.sleep(3600)
+        _serve_until_stopped(
+            board.serve(args.logdir, port=args.port), f"TensorBoard serves {args.logdir}"
+        )
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+
+
+def _site(args: argparse.Namespace) -> int:
+    from tfcourse import site
+
+    if args.site_command == "build":
+        return _site_build(args.out)
+    try:
+        _serve_until_stopped(
+            site.serving(args.out, port=args.port), f"tfcourse site serves {args.out}"
+        )
+    except ValueError as error:
+        raise _UsageError(str(error)) from None
+    except OSError as error:
+        print(
+            f"error: cannot serve on port {args.port}: {error.strerror}; "
+            "pass another with --port N (0: any free port)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _site_build(out: Path) -> int:
+    import time
+
+    from tfcourse import site
+
+    started = time.monotonic()
+    try:
+        pages = site.build(out)
+    except ValueError as error:
+        raise _UsageError(str(error)) from None
+    except site.SiteWarnings as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"built {len(pages)} pages into {out} in {time.monotonic() - started:.0f} s; "
+        f"open them with `tfcourse site serve {out}`"
+    )
+    return 0
 
 
 def find_notebooks(chapters: Sequence[str], folder: Path | None = None) -> list[Path]:
