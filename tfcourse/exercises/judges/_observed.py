@@ -25,6 +25,14 @@ def items(
     return observed
 
 
+def nth(seen: list[Any], index: int) -> Any:
+    """The observation of the `index`-th call (`settled`): a probe that runs its calls through
+    `until_failure` stops only after a failure, so a shorter list is malformed."""
+    if index >= len(seen):
+        raise Wrong(_MALFORMED.format("fewer observations than calls"))
+    return settled(seen[index])
+
+
 def array(observed: Any) -> np.ndarray:
     """`observed` as the NumPy array it must be (a deferred failure is raised)."""
     observed = settled(observed)

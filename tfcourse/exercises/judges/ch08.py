@@ -26,14 +26,7 @@ from tfcourse.exercises.ch08 import (
     write_dir_folder,
     write_dir_name,
 )
-from tfcourse.exercises.judges._observed import _MALFORMED, array, field, items, settled
-
-
-def _nth(seen: list[Any], index: int) -> Any:
-    """The observation of the `index`-th call (`settled`); a probe stops only after a failure."""
-    if index >= len(seen):
-        raise Wrong(_MALFORMED.format("fewer observations than calls"))
-    return settled(seen[index])
+from tfcourse.exercises.judges._observed import _MALFORMED, array, field, items, nth, settled
 
 
 def _plain(observed: Any) -> tuple[str, int | None, float | None, str | None]:
@@ -58,13 +51,13 @@ def per_replica_batch(observed: Any, seed: int) -> str:
     seen_uneven = items(field(observed, "uneven", list), kind=dict)
     for index, (global_batch, replicas) in enumerate(even):
         name = f"per_replica_batch_size({global_batch}, {replicas})"
-        outcome = _nth(seen_even, index)
+        outcome = nth(seen_even, index)
         if "raised" in outcome:
             raise Wrong(field(outcome, "raised", str))
         got = _plain(field(outcome, "returned", dict))
         _expect_batch(got, global_batch // replicas, global_batch, replicas, name=name)
     for index, (global_batch, replicas) in enumerate(uneven):
-        _expect_value_error(_nth(seen_uneven, index), global_batch, replicas)
+        _expect_value_error(nth(seen_uneven, index), global_batch, replicas)
     return (
         "global batch // replicas, as an int, and a ValueError when replicas cannot share the "
         "global batch evenly."
@@ -139,7 +132,7 @@ def loss_scaling(observed: Any, seed: int) -> str:
     runs = items(field(observed, "runs", list))
     used = set()
     for index, (global_batch, short) in enumerate(_loss_cases(replicas, seed)):
-        used.add(_expect_matches_one_device(_nth(runs, index), replicas, global_batch, short))
+        used.add(_expect_matches_one_device(nth(runs, index), replicas, global_batch, short))
     convention = " or ".join(sorted(used))
     return (
         f"on {replicas} replicas, the summed loss equals one device's mean loss and the weights "
@@ -322,7 +315,7 @@ def tf_config(observed: Any, seed: int) -> str:
     clusters: list[Any] = []
     for position, (hosts, port, index) in enumerate(tf_config_calls(seed)):
         name = f"make_tf_config({hosts}, {port}, {index})"
-        config = _config(_nth(seen, position))
+        config = _config(nth(seen, position))
         _expect_cluster(config, name, hosts, port)
         _expect_task(config, name, index)
         clusters = [*clusters, config["cluster"]] if index else [config["cluster"]]
@@ -419,9 +412,9 @@ def resume(observed: Any, seed: int) -> str:
     if cluster is None:
         raise Wrong(_MALFORMED.format("no run of the cluster"))
     runs = items(cluster)
-    crashed = _run(_nth(runs, 0))
+    crashed = _run(nth(runs, 0))
     _expect_codes(crashed, crashed=True)
-    resumed = _run(_nth(runs, 1))
+    resumed = _run(nth(runs, 1))
     _starts(resumed["events"])  # workers that went on from different steps fail each other
     _expect_codes(resumed, crashed=False)
     return _compare_runs(crashed["events"], resumed["events"])
@@ -464,7 +457,7 @@ def resume_before_cluster(observed: Any, seed: int) -> None:
 
 def _folder_at(seen: list[Any], position: int) -> Any:
     """What the `position`-th call of write_dir returned: a str, or ``{"repr": ...}``."""
-    returned = _nth(seen, position)
+    returned = nth(seen, position)
     _shown(returned)
     return returned
 
