@@ -63,6 +63,11 @@ def mask(kind):
                 lower[tf.newaxis]
                 & (tf.range(length)[tf.newaxis, :] < lengths[:, tf.newaxis])[:, tf.newaxis, :]
             ),
+            "span": lambda: (  # real from the first real token to the last: padding inside seen
+                lower[tf.newaxis]
+                & (tf.cumsum(tf.cast(keys, tf.int32), axis=-1) > 0)
+                & (tf.cumsum(tf.cast(keys, tf.int32), axis=-1, reverse=True) > 0)
+            ),
             "float": lambda: tf.cast(right, tf.float32),
             "twos": lambda: 2 * tf.cast(right, tf.int32),
             "transposed": lambda: tf.transpose(right, [0, 2, 1]),
@@ -94,6 +99,7 @@ def mask(kind):
         (mask("no_batch"), "failed", "without the batch axis"),
         (mask("one_row"), "failed", "MultiHeadAttention would broadcast (batch, 1, T)"),
         (mask("lengths"), "failed", "padding can be anywhere in a row: test token_ids != pad_id"),
+        (mask("span"), "failed", "token_ids[b, k] != pad_id"),
         (mask("twos"), "failed", "the mask holds values 0, 2"),
         (mask("transposed"), "failed", "the query and key axes are swapped"),
         (mask("heads_axis"), "failed", "reshape or squeeze it"),
@@ -544,6 +550,16 @@ def keras_step(x_new, cache, wq, wk, wv):
     return output[:, 0, 0], (keys, values)
 
 
+def backend_step(x_new, cache, wq, wk, wv):
+    """The TensorFlow backend's dot_product_attention, which keras.ops' calls (a reviewer's)."""
+    from keras.src.backend.tensorflow.nn import dot_product_attention
+
+    _, (keys, values) = attention_step(x_new, cache, wq, wk, wv)
+    query = (x_new @ wq)[:, None, None]
+    output = dot_product_attention(query, keys[:, :, None], values[:, :, None])
+    return output[:, 0, 0], (keys, values)
+
+
 def keras_mha_step(x_new, cache, wq, wk, wv):
     """keras.layers.MultiHeadAttention, one head, over the new input alone."""
     import keras
@@ -560,6 +576,7 @@ def keras_mha_step(x_new, cache, wq, wk, wv):
         (step("right"), "passed", "nothing is kept between calls"),
         (keras_step, "failed", "compute softmax(q K^T / sqrt(d_k)) V yourself."),
         (keras_mha_step, "failed", "attention_step runs a library's attention"),
+        (backend_step, "failed", "attention_step runs a library's attention"),
         (lambda *a: judges.reference_step(*a), "failed", "calls the check's own code"),
         (None, "not attempted", "not attempted yet"),
         (not_written, "not attempted", "not attempted yet"),

@@ -45,6 +45,7 @@ _REFERENCE_USED = (
 #: not installed).
 LIBRARY_ATTENTION = (
     *_LIBRARY_ATTENTION,
+    "keras.src.backend.tensorflow.nn.dot_product_attention",  # what keras.ops' function calls
     "keras.layers.GroupQueryAttention",
     "keras_hub.layers.CachedMultiHeadAttention",
 )
@@ -65,7 +66,8 @@ def decoder_mask_cases(seed: int) -> list[tuple[np.ndarray, int]]:
     """09.1's (token_ids, pad_id), drawn from `seed`: two batches of 2-4 rows of 4-9 ids.
 
     The first holds a row without padding (with a real token 0), a right-padded row and a
-    left-padded row, in a drawn order; the second, in int64, a left-padded row and drawn others.
+    left-padded row, in a drawn order; the second, in int64, a left-padded row, a row with padding
+    between real tokens, and drawn others.
     pad_id is drawn from 3-20, then from 1-20 without the first; other ids from 0-40.
     """
     rng = np.random.default_rng(seed)
@@ -76,7 +78,7 @@ def decoder_mask_cases(seed: int) -> list[tuple[np.ndarray, int]]:
     full = next(row for row, kind in enumerate(first[0]) if kind == "full")
     first[1][full, rng.integers(0, first[1].shape[1])] = 0  # a real token 0: pad_id is not 0
     second_pad = draw_except(rng, 1, 20, {first_pad})
-    kinds = ["left", *rng.choice(_ROW_KINDS, int(rng.integers(1, 4)))]
+    kinds = ["left", "middle", *rng.choice(_ROW_KINDS, int(rng.integers(0, 3)))]
     second = _mask_batch(rng, [kinds[i] for i in rng.permutation(len(kinds))], second_pad, np.int64)
     return [(first[1], first_pad), (second[1], second_pad)]
 
@@ -95,6 +97,9 @@ def _mask_batch(
             tokens[row, length - padding :] = pad_id
         elif kind == "left":
             tokens[row, :padding] = pad_id
+        elif kind == "middle":  # padding between real tokens: the first and last ids are real
+            inside = rng.choice(np.arange(1, length - 1), min(padding, length - 2), replace=False)
+            tokens[row, inside] = pad_id
     return kinds, tokens
 
 
