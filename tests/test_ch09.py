@@ -352,7 +352,16 @@ def encoding(*, base=10000.0, exponent="2i", functions=("sin", "cos"), degrees=F
         (lambda p, d: tutorial_encoding(p, d).astype(np.float64), "failed", "dtype float64"),
         (lambda p, d: encoding()(p, d)[None], "failed", "reshape or squeeze it"),
         (lambda p, d: encoding()(p, d) * 2, "failed", "expected"),
-        (lambda p, d: encoding()(p, d) + 0.01, "failed", "(interleaved; all sines then all"),
+        (
+            lambda p, d: encoding()(p, d) + 0.01,
+            "failed",
+            "in the interleaved (sin, cos, sin, ...) layout",
+        ),
+        (
+            lambda p, d: tutorial_encoding(np.minimum(p, 127), d),
+            "failed",
+            "in the all sines, then all cosines layout",
+        ),
         (lambda p, d: encoding()(np.sort(p), d), "failed", "(position"),
         (lambda p, d: encoding()(p, d).astype(np.float16), "failed", "has dtype float16"),
     ],
@@ -523,6 +532,17 @@ def recomputed(x_new, cache, wq, wk, wv):
     return attention_step_over(x_new, xs @ wk, xs @ wv, wq)
 
 
+class FirstWeights:
+    """It keeps the weights of its first call and ignores those it is given later (a reviewer's)."""
+
+    def __init__(self):
+        self.weights = None
+
+    def __call__(self, x_new, cache, wq, wk, wv):
+        self.weights = self.weights or (wq, wk, wv)
+        return attention_step(x_new, cache, *self.weights)
+
+
 class FirstBatchSize:
     """It keeps the batch size of its first call, to shape the new key and value."""
 
@@ -599,6 +619,7 @@ def keras_mha_step(x_new, cache, wq, wk, wv):
         (global_history, "failed", "keep no history of your own"),
         (recomputed, "failed", "no stored inputs to recompute from"),
         (FirstBatchSize(), "failed", "attention_step on a new batch of"),
+        (FirstWeights(), "failed", "and new weights"),
         (
             lambda x, c, q, k, v: step("right")(x, None if c is None else c[::-1], q, k, v),
             "failed",
@@ -745,3 +766,16 @@ def test_forged_observations_fail_and_never_blame_the_course(exercise, forged):
     }
     status, message = check.judge_bundle(bundle, {7})
     assert status == "failed" and "malformed" not in message, message
+
+
+def test_the_two_mask_batches_never_share_a_length():
+    """A mask sized on the first call and kept (a reviewer's answer) fails on every seed."""
+    for seed in range(300):
+        (first, _), (second, _) = ch09.decoder_mask_cases(seed)
+        assert first.shape[1] != second.shape[1], seed
+
+
+def test_the_second_step_batch_has_weights_of_another_depth():
+    for seed in range(100):
+        case = ch09.attention_step_case(seed)
+        assert case.other().wq.shape[1] != case.wq.shape[1], seed

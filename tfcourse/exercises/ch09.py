@@ -7,6 +7,7 @@ input is drawn from the check's seed.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -79,16 +80,23 @@ def decoder_mask_cases(seed: int) -> list[tuple[np.ndarray, int]]:
     first[1][full, rng.integers(0, first[1].shape[1])] = 0  # a real token 0: pad_id is not 0
     second_pad = draw_except(rng, 1, 20, {first_pad})
     kinds = ["left", "middle", *rng.choice(_ROW_KINDS, int(rng.integers(0, 3)))]
-    second = _mask_batch(rng, [kinds[i] for i in rng.permutation(len(kinds))], second_pad, np.int64)
+    second = _mask_batch(
+        rng,
+        [kinds[i] for i in rng.permutation(len(kinds))],
+        second_pad,
+        np.int64,
+        avoid=first[1].shape[1],  # another T: a mask sized once and kept fails
+    )
     return [(first[1], first_pad), (second[1], second_pad)]
 
 
 def _mask_batch(
-    rng: np.random.Generator, kinds: list[str], pad_id: int, dtype: Any
+    rng: np.random.Generator, kinds: list[str], pad_id: int, dtype: Any, *, avoid: int = 0
 ) -> tuple[list[str], np.ndarray]:
     """A batch with one row of each of `kinds`, ids from 0-40 but pad_id, padding of 1 to T - 1;
-    T is 4-9, never the batch size (so that a (batch, T) mask is not taken for a (T, T) one)."""
-    length = draw_except(rng, 4, 9, {len(kinds)})
+    T is 4-9, never the batch size (so that a (batch, T) mask is not taken for a (T, T) one) and
+    never `avoid`."""
+    length = draw_except(rng, 4, 9, {len(kinds), avoid})
     ids = np.array([v for v in range(41) if v != pad_id])
     tokens = rng.choice(ids, (len(kinds), length)).astype(dtype)
     for row, kind in enumerate(kinds):
@@ -276,6 +284,8 @@ class StepCase:
         planted: (keys, values), each (batch, t, d_k), a cache that no input produced.
         planted_x: (batch, d_model), the new position fed with the planted cache.
         other_xs: (another batch, 3, d_model), fed step by step from an empty cache.
+        other_weights: (wq, wk, wv) for `other_xs`, of another d_k: an answer that kept the first
+            call's weights fails there.
     """
 
     xs: np.ndarray
@@ -285,6 +295,12 @@ class StepCase:
     planted: tuple[np.ndarray, np.ndarray]
     planted_x: np.ndarray
     other_xs: np.ndarray
+    other_weights: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+    def other(self) -> StepCase:
+        """The case of the second batch: its inputs and its own weights."""
+        wq, wk, wv = self.other_weights
+        return dataclasses.replace(self, xs=self.other_xs, wq=wq, wk=wk, wv=wv)
 
 
 def attention_step_case(seed: int) -> StepCase:
@@ -299,6 +315,11 @@ def attention_step_case(seed: int) -> StepCase:
     cached = int(rng.integers(2, 7))
     planted = tuple(rng.normal(size=(batch, cached, depth)).astype(np.float32) for _ in range(2))
     other = draw_except(rng, 1, 4, {batch})
+    other_depth = draw_except(rng, 3, 6, {depth})
+    other_weights = tuple(
+        (rng.normal(size=(width, other_depth)) / np.sqrt(width)).astype(np.float32)
+        for _ in range(3)
+    )
     return StepCase(
         xs=rng.normal(size=(batch, length, width)).astype(np.float32),
         wq=weights[0],
@@ -307,6 +328,7 @@ def attention_step_case(seed: int) -> StepCase:
         planted=(planted[0], planted[1]),
         planted_x=rng.normal(size=(batch, width)).astype(np.float32),
         other_xs=rng.normal(size=(other, 3, width)).astype(np.float32),
+        other_weights=(other_weights[0], other_weights[1], other_weights[2]),
     )
 
 
@@ -325,7 +347,7 @@ def check_attention_step(attention_step: Callable[..., Any], seed: int) -> list[
         [
             lambda: _run_steps(attention_step, case, case.xs, ""),
             lambda: _planted_step(attention_step, case),
-            lambda: _run_steps(attention_step, case, case.other_xs, _other_batch(case)),
+            lambda: _run_steps(attention_step, case.other(), case.other_xs, _other_batch(case)),
         ],
         stop=_stopped,
     )
@@ -337,7 +359,10 @@ def _stopped(observed: Any) -> bool:
 
 def _other_batch(case: StepCase) -> str:
     """How messages name 09.4's second run: a batch of another size, from cache=None."""
-    return f"on a new batch of {len(case.other_xs)} rows (the earlier calls had {len(case.xs)}), "
+    return (
+        f"on a new batch of {len(case.other_xs)} rows and new weights (the earlier calls had "
+        f"{len(case.xs)} rows), "
+    )
 
 
 def _run_steps(

@@ -429,6 +429,13 @@ def _expect_encoding(encoding: np.ndarray, positions: np.ndarray, depth: int) ->
         )
 
 
+#: The two accepted layouts of 09.3's columns, as messages name them.
+_LAYOUTS = {
+    "interleaved": "interleaved (sin, cos, sin, ...)",
+    "concatenated": "all sines, then all cosines",
+}
+
+
 def _sines_mistake(encoding: np.ndarray, positions: np.ndarray, depth: int) -> str:
     for options, message in _sines_mistakes(positions, depth):
         given = options.pop("positions", positions)
@@ -436,12 +443,17 @@ def _sines_mistake(encoding: np.ndarray, positions: np.ndarray, depth: int) -> s
             wrong = _sinusoids(given, depth, layout=layout, **options)
             if _close(encoding, wrong, _SINES_ATOL):
                 return message
-    want = _sinusoids(positions, depth)
+    layouts = {layout: _sinusoids(positions, depth, layout=layout) for layout in _LAYOUTS}
+    layout = min(
+        layouts,
+        key=lambda name: int(np.sum(~np.isclose(encoding, layouts[name], atol=_SINES_ATOL))),
+    )
+    want = layouts[layout]
     row, column = (int(i) for i in np.argwhere(~np.isclose(encoding, want, atol=_SINES_ATOL))[0])
     return (
         f"row {row} (position {positions[row]}), column {column} is {encoding[row, column]:.5g}, "
-        f"expected {want[row, column]:.5g} (interleaved; all sines then all cosines passes too): "
-        f"{_PE_RULE}."
+        f"expected {want[row, column]:.5g} in the {_LAYOUTS[layout]} layout, the closer of the two "
+        f"to your answer: {_PE_RULE}."
     )
 
 
@@ -453,7 +465,7 @@ def attention_step(observed: Any, seed: int) -> str:
     seen = items(observed)
     _expect_run(nth(seen, 0), case, case.xs, "")
     _expect_planted(nth(seen, 1), case)
-    _expect_run(nth(seen, 2), case, case.other_xs, _other_batch(case))
+    _expect_run(nth(seen, 2), case.other(), case.other_xs, _other_batch(case))
     return (
         "each step's output is softmax(q K^T / sqrt(d_k)) V over the cached positions and the "
         "new one, equal to full causal attention; the cache grows by one key and value along "
@@ -607,8 +619,9 @@ def _expect_cache_shape(got: np.ndarray, want: np.ndarray, past: np.ndarray, nam
         )
     if got.shape == (batch, count - 1, depth):
         raise Wrong(
-            f"{name} hold {count - 1} positions, as many as the cache it was given: the cache did "
-            "not grow. Append the new key and value and return the longer cache."
+            f"{name} hold {count - 1} position{'s' if count != 2 else ''}, as many as the cache "
+            "it was given: the cache did not grow. Append the new key and value and return the "
+            "longer cache."
         )
     if got.shape in ((batch, depth), (batch, count * depth)):
         raise Wrong(
