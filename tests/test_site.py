@@ -150,15 +150,16 @@ def test_a_chapter_the_readme_does_not_list_yet_appears_with_its_subtitle(tmp_pa
         shutil.copy(chapter.path, tmp_path)
     new = new_notebook(
         cells=[
-            new_markdown_cell("# Transformers\nAttention is all the chapter needs."),
+            new_markdown_cell("# Diffusion models\nNoise is all the chapter needs."),
             new_markdown_cell("Takes about 50 minutes of teaching and 40 minutes of exercises."),
         ]
     )
-    nbformat.write(new, tmp_path / "09_transformers.ipynb")
+    nbformat.write(new, tmp_path / "98_diffusion.ipynb")  # a number the README will not list
+    assert "| 98 |" not in README
     page = _pages.landing_page(lab.chapters(tmp_path), README)
-    row = "| 09 | [Transformers](09_transformers.ipynb) | 50 min | 40 min | Attention is all"
+    row = "| 98 | [Diffusion models](98_diffusion.ipynb) | 50 min | 40 min | Noise is all"
     assert row in page
-    assert "09_transformers\nglossary" in page  # in the table of contents, before the glossary
+    assert "98_diffusion\nglossary" in page  # in the table of contents, before the glossary
 
 
 def test_glossary_page_is_the_readmes_glossary():
