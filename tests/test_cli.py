@@ -1,6 +1,7 @@
 """The `tfcourse` command: help, clear errors with exit status 2, and each subcommand's result."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -244,12 +245,15 @@ def test_stress_command_selects_only_the_notebook_under_nbval():
     notebook = cli.find_notebooks(["00"])[0]
     command = _stress.stress_command(notebook)
     assert command[:3] == [sys.executable, "-m", "pytest"] and "--nbval" in command
+    # PYTEST_ADDOPTS from the outer run (say `-v`) would change what --collect-only prints.
+    env = {key: value for key, value in os.environ.items() if key != "PYTEST_ADDOPTS"}
     collected = subprocess.run(
         [*command, "--collect-only"],
         cwd=cli.notebooks_dir().parent,
         capture_output=True,
         text=True,
         timeout=120,
+        env=env,
     )
     items = [line for line in collected.stdout.splitlines() if "::" in line]
     assert collected.returncode == 0, collected.stdout + collected.stderr
