@@ -36,11 +36,14 @@ def pytest_collectstart(collector: pytest.Collector) -> None:
         collector.skip_compare = (*collector.skip_compare, "stderr")
 
 
-#: Test files that run whole notebooks (student releases, JupyterLab, a graded class of chapter
-#: 00). Each notebook's kernel uses every core, so these and nbval's notebooks run one at a time.
-#: `tests/test_site.py` is not one: it runs no notebook, builds the site on one core and serves it
-#: on a free port, so it runs beside them like any unit test file.
-KERNEL_FILES = frozenset({"test_release.py", "test_browser.py", "test_classroom.py"})
+#: Test files that run every chapter's notebook (the student releases). Each notebook's kernel uses
+#: every core, so these and nbval's notebooks run one at a time. The browser tests (notebook 00 in
+#: JupyterLab, chapter 01's release) and the graded class of chapter 00 run one small notebook at
+#: a time: they run on the other worker, beside the notebooks, like chapter 08's clusters and
+#: `tests/test_grade.py`, so that neither worker waits long for the other (moved there on
+#: 2026-12-07, when the notebook worker took all 19 min of a run and the other worker 11).
+#: `tests/test_site.py` runs no notebook.
+KERNEL_FILES = frozenset({"test_release.py"})
 #: Set in this pytest process and inherited by everything it starts (kernels, clusters, the
 #: CLI): a test that looks for processes on the machine keeps to its own
 #: (`tests/test_distributed.py`'s `worker_pids`).
