@@ -348,6 +348,22 @@ def test_an_interrupted_run_resumes_where_it_stopped(
     assert [o.points for o in outcomes] == [3, 1, 0]
 
 
+def test_a_change_to_any_check_module_or_judge_changes_the_cache_key(tmp_path):
+    """A cached grade is redone when a check or a judge changes (06.4's judge did, 2026-12-07)."""
+    from tfcourse.classroom._grade import _checks_digest
+
+    (tmp_path / "judges").mkdir()
+    (tmp_path / "ch90.py").write_text("FLOOR = 1.5\n")
+    (tmp_path / "judges" / "ch90.py").write_text("def judge(): return 1\n")
+    before = _checks_digest(tmp_path)
+    assert _checks_digest(tmp_path) == before
+    (tmp_path / "judges" / "ch90.py").write_text("def judge(): return 2\n")
+    after_judge = _checks_digest(tmp_path)
+    (tmp_path / "ch90.py").write_text("FLOOR = 1.2\n")
+    assert len({before, after_judge, _checks_digest(tmp_path)}) == 3
+    assert _checks_digest() != before  # the course's own modules by default
+
+
 def test_default_jobs_is_one_kernel_per_core_that_memory_allows(monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 64)
     memory = Path("/proc/meminfo").read_text()

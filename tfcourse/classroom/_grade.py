@@ -34,7 +34,7 @@ from tfcourse.classroom._assemble import GradingNotebook, assemble
 from tfcourse.exercises._framework import ERROR, FAILED, NOT_ATTEMPTED, PASSED
 
 #: Bump when a change to the grader could change a grade: cached grades are then redone.
-GRADER_VERSION = "1"
+GRADER_VERSION = "2"  # 2: the judges (exercises/judges/) are part of the cache key
 #: Memory one grading kernel may need (TensorFlow, a chapter's data and models).
 KERNEL_MEMORY = 3 * 2**30
 NOT_GRADED = "not graded"
@@ -305,13 +305,16 @@ def _grade_cached(
     return outcome, False
 
 
-def _checks_digest() -> str:
-    """What a grade also depends on: the check modules, TensorFlow's and Keras's versions."""
+def _checks_digest(exercises: Path | None = None) -> str:
+    """What a grade also depends on: the check modules and their judges (every `.py` under
+    `tfcourse/exercises/`, or under `exercises`), TensorFlow's and Keras's versions."""
     from importlib import metadata
 
+    exercises = exercises or Path(__file__).parents[1] / "exercises"
     digest = hashlib.sha256()
-    for path in sorted((Path(__file__).parents[1] / "exercises").glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in sorted(exercises.rglob("*.py")):
+        name = path.relative_to(exercises).as_posix()
+        digest.update(name.encode() + b"\0" + path.read_bytes())
     for package in ("tensorflow", "keras"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             digest.update(f"{package}=={metadata.version(package)}".encode())
