@@ -1,7 +1,8 @@
 """Exercise 06.4's timing, repeated: how fast the reference answer runs against `slow_activation`.
 
 Runs the judge's own `_fused_speedup` (a first look on 2M values, then 16M values, warm, min over 5
-interleaved rounds) on the reference rewrite N times, each on inputs drawn from another seed, and
+interleaved rounds) on the reference rewrite, as a `tf.function` (the judge times the same ops
+replayed from the learner's `GraphDef`), N times, each on inputs drawn from another seed, and
 prints the ratios' minimum, median and maximum and the seconds each measurement took. This is how
 BENCHMARKS.md's "Exercise 06.4's floor" was measured; run it under `taskset -c 0`, beside a
 `python -c "while True: pass"`, or with `TF_ENABLE_ONEDNN_OPTS=0` to stand in for other machines.

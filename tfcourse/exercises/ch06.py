@@ -393,13 +393,11 @@ def slow_activation(x: Any) -> Any:
     return tf.tanh(squashed) * 0.5 + 0.1 * x
 
 
-def _activation_inputs() -> tuple[Any, Any]:
-    """06.4's inputs: 1,001 points from -6 to 6, and 2M values to compile and time on."""
+def _activation_points() -> Any:
+    """06.4's points in the kernel: 1,001 from -6 to 6 (the judge draws its own to time on)."""
     import tensorflow as tf
 
-    small = tf.linspace(-6.0, 6.0, 1001)
-    big = tf.random.stateless_normal([2_000_000], seed=[6, 4]) * 3.0
-    return small, big
+    return tf.linspace(-6.0, 6.0, 1001)
 
 
 @two_part("06.4", "fuse a slow custom op chain")
@@ -419,7 +417,7 @@ def check_fused_activation(fast_activation: Any, seed: int) -> dict[str, Any]:
         )
     if getattr(fast_activation, "_jit_compile", None) is not True:
         raise Wrong("fast_activation is a tf.function without XLA: pass jit_compile=True.")
-    small, _ = _activation_inputs()
+    small = _activation_points()
     result = _run_fused(fast_activation, small)
     dtype = getattr(result, "dtype", None)
     observed: dict[str, Any] = {
