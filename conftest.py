@@ -38,10 +38,10 @@ def pytest_collectstart(collector: pytest.Collector) -> None:
 
 #: Test files that run every chapter's notebook (the student releases). Each notebook's kernel uses
 #: every core, so these and nbval's notebooks run one at a time. The browser tests (notebook 00 in
-#: JupyterLab, chapter 01's release) and the graded class of chapter 00 run one small notebook at
-#: a time: they run on the other worker, beside the notebooks, like chapter 08's clusters and
-#: `tests/test_grade.py`, so that neither worker waits long for the other (moved there on
-#: 2026-12-07, when the notebook worker took all 19 min of a run and the other worker 11).
+#: JupyterLab, chapter 01's release) and the graded class of chapter 00 (two grading kernels at a
+#: time) are scopes of their own, like chapter 08's clusters and `tests/test_grade.py`: while the
+#: notebooks run, the other worker takes them. They left this scope on 2026-12-07, when the worker
+#: that ran it took all 19 min of a fresh-clone run and the other worker 11 (README, "Test").
 #: `tests/test_site.py` runs no notebook.
 KERNEL_FILES = frozenset({"test_release.py"})
 #: Set in this pytest process and inherited by everything it starts (kernels, clusters, the
@@ -64,10 +64,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """Two workers (the suite's default, ``-n 2``), each scope in one worker, in order.
 
     The notebooks and `KERNEL_FILES` form one scope, so one worker runs them one at a time: a
-    notebook then shares the machine with the other worker's unit tests, as `tfcourse dev stress`
-    makes it share the machine with one busy core. Every other test file is a scope of its own,
-    so that its module-scoped fixtures (a trained model, a graded class) are built once. (Written
-    as a scheduler: ``--dist loadgroup`` marks no longer reach pytest 9's node ids.)
+    notebook then shares the machine with the other worker's tests, much as `tfcourse dev stress`
+    makes it share the machine with one busy core (at times more: chapter 08's clusters, the browser
+    tests and the graded class start processes of their own). Every other test file is a scope of
+    its own, so that its module-scoped fixtures (a trained model, a graded class) are built once.
+    (Written as a scheduler: ``--dist loadgroup`` marks no longer reach pytest 9's node ids.)
     """
     from xdist.scheduler import LoadScopeScheduling
 
