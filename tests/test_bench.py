@@ -2,7 +2,7 @@
 
 import pytest
 
-from tfcourse.bench import Timing, compare, speedup, time_fn, time_interleaved
+from tfcourse.bench import Timing, compare, paired_speedup, speedup, time_fn, time_interleaved
 
 
 def test_time_fn_warms_up_then_times_repeat_batches_of_number_calls():
@@ -35,6 +35,23 @@ def test_timing_min_and_median():
 def test_speedup_is_baseline_min_over_candidate_min():
     assert speedup(Timing("slow", (3.0, 4.0)), Timing("fast", (1.0, 2.0))) == 3.0
     assert speedup(Timing("fast", (1.0,)), Timing("slow", (4.0,))) == 0.25
+
+
+def test_paired_speedup_holds_when_load_starts_mid_measurement():
+    """Round 1 is quiet for the baseline only; then both run twice as slow. The min times compare
+    the quiet round with busy ones (0.75x); the rounds' median gives the true 1.5x."""
+    baseline = Timing("padded", (1.5, 3.0, 3.0, 3.0, 3.0))
+    candidate = Timing("bucketed", (2.0, 2.0, 2.0, 2.0, 2.0))
+    assert speedup(baseline, candidate) == pytest.approx(0.75)
+    assert paired_speedup(baseline, candidate) == pytest.approx(1.5)
+    assert paired_speedup(Timing("a", (4.0, 2.0, 9.0)), Timing("b", (1.0, 2.0, 3.0))) == 3.0
+
+
+def test_paired_speedup_needs_the_same_rounds():
+    with pytest.raises(ValueError, match="one time_interleaved call"):
+        paired_speedup(Timing("a", (1.0, 2.0)), Timing("b", (1.0,)))
+    with pytest.raises(ValueError, match="no measurable time"):
+        paired_speedup(Timing("a", (1.0,)), Timing("b", (0.0,)))
 
 
 def test_speedup_refuses_a_candidate_too_fast_to_measure():

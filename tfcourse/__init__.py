@@ -6,7 +6,15 @@ and configure, and modules import TensorFlow only when a function needs it.
 
 from tfcourse import board, data, distributed, exercises, litert
 from tfcourse._stderr import filtered_stderr
-from tfcourse.bench import Timing, compare, record_figure, speedup, time_fn, time_interleaved
+from tfcourse.bench import (
+    Timing,
+    compare,
+    paired_speedup,
+    record_figure,
+    speedup,
+    time_fn,
+    time_interleaved,
+)
 from tfcourse.env import (
     DeviceReport,
     UntestedVersionError,
@@ -42,6 +50,7 @@ __all__ = [
     "image_grid",
     "litert",
     "machine_report",
+    "paired_speedup",
     "plot_history",
     "plot_model_graph",
     "record_figure",

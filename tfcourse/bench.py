@@ -158,6 +158,29 @@ def speedup(baseline: Timing, candidate: Timing) -> float:
     return baseline.min / candidate.min
 
 
+def paired_speedup(baseline: Timing, candidate: Timing) -> float:
+    """How many times faster `candidate` is than `baseline`, round by round: the median, over the
+    rounds of `time_interleaved`, of the baseline's time over the candidate's in the same round.
+
+    A round times the two back to back, so both meet the same load. When another program starts or
+    stops in the middle of a measurement, single rounds move but the median holds, where `speedup`
+    can compare one function's quiet round with the other's busy ones. Use it for a speed-up that
+    an assert rests on; it needs the two timed in the same rounds (`time_interleaved`).
+
+    Introduced in `02_tf_data`.
+    """
+    if len(baseline.seconds) != len(candidate.seconds):
+        raise ValueError(
+            f"{baseline.name} has {len(baseline.seconds)} rounds and {candidate.name} "
+            f"{len(candidate.seconds)}: time both with one time_interleaved call"
+        )
+    if min(candidate.seconds) <= 0:
+        raise ValueError(f"{candidate.name} took no measurable time; raise its `number`")
+    return statistics.median(
+        b / c for b, c in zip(baseline.seconds, candidate.seconds, strict=True)
+    )
+
+
 def compare(timings: list[Timing], *, baseline: int = 0) -> str:
     """A plain-text table of timings, with each one's speed-up over `timings[baseline]`.
 
