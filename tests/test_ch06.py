@@ -326,6 +326,32 @@ def with_reduction(tf):
     return fast_activation
 
 
+def with_a_loop(tf):
+    @tf.function(jit_compile=True)
+    def fast_activation(x):
+        out = tf.zeros_like(x)
+        for _ in tf.range(2):  # a loop on a tensor: a tf.while_loop
+            out = fused(tf).python_function(x)
+        return out
+
+    return fast_activation
+
+
+def with_an_if(tf):
+    @tf.function(jit_compile=True)
+    def fast_activation(x):
+        if tf.reduce_max(x) > 100.0:  # an `if` on a tensor: a tf.cond
+            return fused(tf).python_function(tf.clip_by_value(x, -100.0, 100.0))
+        return fused(tf).python_function(x)
+
+    return fast_activation
+
+
+def with_a_fixed_signature(tf):
+    signature = [tf.TensorSpec([1001], tf.float32)]
+    return tf.function(fused(tf).python_function, jit_compile=True, input_signature=signature)
+
+
 @pytest.mark.parametrize(
     ("make_answer", "status", "fragment"),
     [
@@ -339,8 +365,11 @@ def with_reduction(tf):
         (
             lambda tf: tf.function(ch06.slow_activation, jit_compile=True),
             "failed",
-            "XLA cannot compile fast_activation",
+            "no XLA kernel (tf.numpy_function and tf.py_function are 'PyFunc')",
         ),
+        (with_a_loop, "failed", "uses StatelessWhile: a Python loop or `if` on a tensor"),
+        (with_an_if, "failed", "uses StatelessIf: a Python loop or `if` on a tensor"),
+        (with_a_fixed_signature, "failed", "input_signature fixes the input's shape or dtype"),
         (lambda tf: fused(tf, low=-0.1), "failed", "fast_activation(x) differs"),
         (lambda tf: fused(tf, shift=0.0), "failed", "fast_activation(x) differs"),
         (with_reduction, "failed", "uses the op Mean, which the check does not run"),

@@ -438,8 +438,17 @@ def _exported(fast_activation: Any) -> dict[str, Any]:
         convert_variables_to_constants_v2,
     )
 
-    with learner_code("tracing fast_activation for a float32 vector of any length"):
-        concrete = fast_activation.get_concrete_function(tf.TensorSpec([None], tf.float32))
+    try:
+        with learner_code("tracing fast_activation for a float32 vector of any length"):
+            concrete = fast_activation.get_concrete_function(tf.TensorSpec([None], tf.float32))
+    except Wrong as wrong:
+        if "Can not cast TensorSpec" in f"{wrong} {wrong.__cause__ or ''}":
+            raise Wrong(
+                "fast_activation's input_signature fixes the input's shape or dtype, and the check "
+                "runs it on float32 vectors of any length: drop the signature, or give it "
+                "tf.TensorSpec([None], tf.float32)."
+            ) from wrong
+        raise
     try:
         frozen = convert_variables_to_constants_v2(concrete)
     except (ValueError, TypeError, tf.errors.OpError) as error:
@@ -458,14 +467,16 @@ def _run_fused(fast_activation: Any, x: Any) -> Any:
     try:
         return call(fast_activation, x, name="fast_activation(x)")
     except Wrong as wrong:
-        if "PyFunc" in str(wrong):
+        # The whole of TensorFlow's error: the message is cut before the op's name.
+        text = f"{wrong} {wrong.__cause__ or ''}"
+        if "PyFunc" in text:
             raise Wrong(
                 "XLA cannot compile fast_activation: it still calls an op with no XLA kernel "
                 "(tf.numpy_function and tf.py_function are 'PyFunc'). Clip with "
                 "tf.clip_by_value instead."
             ) from wrong
-        if "unsupported operations" in str(wrong):
-            found = re.search(r"unsupported operations[^:]*:\s*(.{0,120})", str(wrong))
+        if "unsupported operations" in text:
+            found = re.search(r"unsupported operations[^:]*:\s*(.{0,120})", text)
             raise Wrong(
                 "XLA cannot compile fast_activation: it calls an op with no XLA kernel "
                 f"({found.group(1).strip() if found else 'see the error above'}). Keep to "

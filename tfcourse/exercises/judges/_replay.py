@@ -118,6 +118,16 @@ def _expect_plain_math(graph_def: Any, name: str) -> tuple[str, str]:
     Wrong unless it is plain elementwise math with scalar constants."""
     import tensorflow as tf
 
+    control_flow = sorted(
+        {node.op for node in graph_def.node}
+        & {"While", "StatelessWhile", "If", "StatelessIf", "Case", "StatelessCase"}
+    )
+    if control_flow:
+        raise Wrong(
+            f"{name} uses {', '.join(control_flow)}: a Python loop or `if` on a tensor becomes "
+            "a tf.while_loop or tf.cond. Compute every element at once instead, with tf.where "
+            "for a choice."
+        )
     if graph_def.library.function:
         raise Wrong(
             f"{name} calls another tf.function that the check cannot replay (one with "
